@@ -1,0 +1,65 @@
+"""Keyed hashing of personal identifiers.
+
+Document numbers never leave the device, nor rest in reference data, in clear: both the hub (when
+it builds watchlists and e-visa bundles) and the kiosk (when it looks a traveller up) hash them with
+HMAC-SHA256 under the per-fleet key, so matching works while the hash is useless without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import unicodedata
+from datetime import date
+from pathlib import Path
+
+FLEET_KEY_BYTES = 32
+
+
+class FleetKeyError(RuntimeError):
+    """The fleet key is missing or malformed."""
+
+
+def _normalise(value: str) -> str:
+    text = unicodedata.normalize("NFKC", value).upper()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+class IdentifierHasher:
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise FleetKeyError("the fleet key must be at least 16 bytes")
+        self._key = key
+
+    def _mac(self, domain: str, *parts: str) -> str:
+        message = "\x1f".join((domain, *parts)).encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def document(self, issuing_state: str, document_number: str) -> str:
+        """Hash of a document: issuing state plus number, as numbers are only unique per issuer."""
+        return self._mac("doc", _normalise(issuing_state), _normalise(document_number))
+
+    def person(self, nationality: str, surname: str, given_names: str, birth_date: date | None) -> str:
+        """Hash of a person's biographic identity, for watchlist entries not tied to one document."""
+        born = birth_date.isoformat() if birth_date else ""
+        return self._mac("person", _normalise(nationality), _normalise(surname), _normalise(given_names), born)
+
+
+def load_fleet_key(path: Path, *, create: bool = False) -> bytes:
+    """Read the fleet key (hex) from ``path``; with ``create`` make a new random one if absent."""
+    if not path.exists():
+        if not create:
+            raise FleetKeyError(f"fleet key file {path} does not exist (provision it with `python -m provisioning`)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(FLEET_KEY_BYTES) + "\n")
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except ValueError as exc:
+        raise FleetKeyError(f"fleet key file {path} is not hex: {exc}") from None
+    if len(key) < 16:
+        raise FleetKeyError(f"fleet key file {path} holds {len(key)} bytes; at least 16 are required")
+    return key

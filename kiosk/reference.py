@@ -1,0 +1,76 @@
+"""Reference data the entitlement policy decides on: what it is and how it is looked up.
+
+The data itself arrives as versioned datasets (synced from the hub, or seeded by the simulator);
+``kiosk.store`` keeps it. Rules live here as data, never as code paths per country.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Dataset(StrEnum):
+    EVISA = "evisa"
+    VISA_EXEMPT = "visa_exempt"
+    WATCHLIST = "watchlist"
+    POLICY = "policy"
+
+
+# The policy schema versions this build understands; a dataset of another version is refused.
+SUPPORTED_POLICY_SCHEMAS = frozenset({1})
+
+
+class PolicyRules(BaseModel):
+    """Entitlement rules, distributed as the ``policy`` dataset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    citizen_nationality: str = Field("IDN", min_length=3, max_length=3)
+    # ICAO document codes accepted at this gate: first letter (P = passport) or full two-letter code.
+    allowed_document_codes: tuple[str, ...] = ("P",)
+    min_age_years: int = Field(14, ge=0, le=120)
+    # Foreign passports must stay valid this long after entry (Indonesia asks six months).
+    min_remaining_validity_days_foreign: int = Field(180, ge=0)
+    min_remaining_validity_days_citizen: int = Field(0, ge=0)
+    face_match_required: bool = True
+    fingerprint_required: Literal["never", "always", "foreigners", "citizens"] = "never"
+    # Which foreign entitlements admit a traveller through the e-gate at all.
+    accepted_entitlements: tuple[str, ...] = ("visa_exempt", "e-visa", "e-voa")
+
+
+@dataclass(frozen=True)
+class EVisaRecord:
+    document_hash: str
+    nationality: str
+    kind: str  # e-visa, e-voa, kitas ...
+    valid_from: date
+    valid_until: date
+
+
+@dataclass(frozen=True)
+class WatchlistEntry:
+    subject_hash: str
+    match_on: Literal["document", "person"]
+    category: Literal["watchlist", "lost_stolen"]
+
+
+class ReferenceLookup(Protocol):
+    """Read side of the reference data, as the policy sees it."""
+
+    def policy_rules(self) -> PolicyRules | None: ...
+
+    def evisa_records(self, document_hash: str) -> list[EVisaRecord]: ...
+
+    def visa_exempt_max_stay(self, nationality: str) -> int | None:
+        """Days of visa-free stay for ``nationality``, or ``None`` when it is not exempt."""
+        ...
+
+    def watchlist_hits(self, document_hash: str, person_hash: str) -> list[WatchlistEntry]: ...
+
+    def dataset_versions(self) -> dict[str, str]: ...
