@@ -44,14 +44,18 @@ class IdentifierHasher:
     def person(self, nationality: str, surname: str, given_names: str, birth_date: date | None) -> str:
         """Hash of a person's biographic identity, for watchlist entries not tied to one document."""
         born = birth_date.isoformat() if birth_date else ""
-        return self._mac("person", _normalise(nationality), _normalise(surname), _normalise(given_names), born)
+        return self._mac(
+            "person", _normalise(nationality), _normalise(surname), _normalise(given_names), born
+        )
 
 
 def load_fleet_key(path: Path, *, create: bool = False) -> bytes:
     """Read the fleet key (hex) from ``path``; with ``create`` make a new random one if absent."""
     if not path.exists():
         if not create:
-            raise FleetKeyError(f"fleet key file {path} does not exist (provision it with `python -m provisioning`)")
+            raise FleetKeyError(
+                f"fleet key file {path} does not exist (provision it with `python -m provisioning`)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -1,0 +1,225 @@
+"""In-process simulators of every lane device, driven by one simulated world.
+
+The :class:`SimulatedLane` is the physical scene in front of the kiosk: who stands there, what
+they hold, where they walk. The devices read that scene through the same interfaces real
+hardware implements. Waiting for something that will not happen advances the simulated clock
+instead of sleeping, so timeouts cost nothing in a headless run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from drivers.interfaces import (
+    DeviceError,
+    DocumentRead,
+    FingerprintResult,
+    Frame,
+    Health,
+    HealthState,
+    LaneEvent,
+    Signal,
+)
+from kiosk.clock import SimulatedClock
+
+FRAME_PERIOD_S = 1 / 15
+_BLANK = np.zeros((48, 64, 3), dtype=np.uint8)  # tiny: simulated frames carry their subject in meta
+
+
+class SimulatedLane:
+    def __init__(self, clock: SimulatedClock, device_delay_s: float = 0.0) -> None:
+        self.clock = clock
+        self.device_delay_s = device_delay_s
+        self.lock = threading.RLock()
+        self.traveller: Any = None
+        self.presentations_left = 0
+        self.frames_seen = 0
+        self.occupants = 0
+        self.events: deque[LaneEvent] = deque()
+
+    def arrive(self, traveller: Any) -> None:
+        with self.lock:
+            self.traveller = traveller
+            self.presentations_left = traveller.document_presentations
+            self.frames_seen = 0
+
+    def leave(self) -> None:
+        with self.lock:
+            self.traveller = None
+            self.presentations_left = 0
+
+    def wait(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def work(self) -> None:
+        if self.device_delay_s:
+            self.clock.advance(self.device_delay_s)
+
+
+class _SimulatedDevice:
+    name = "simulated"
+
+    def __init__(self, lane: SimulatedLane) -> None:
+        self.lane = lane
+        self._health = Health.ok()
+
+    def health(self) -> Health:
+        return self._health
+
+    def fail(self, reason: str) -> None:
+        """Inject a fault (tests and training mode)."""
+        self._health = Health(HealthState.FAILED, reason)
+
+    def repair(self) -> None:
+        self._health = Health.ok()
+
+    def close(self) -> None:
+        pass
+
+    def _check(self) -> None:
+        if self._health.state is HealthState.FAILED:
+            raise DeviceError(self.name, self._health.reason)
+
+
+class SimulatedDocumentReader(_SimulatedDevice):
+    name = "document_reader"
+
+    def read(self, timeout_s: float) -> DocumentRead | None:
+        self._check()
+        lane = self.lane
+        with lane.lock:
+            traveller = lane.traveller
+            if traveller is None or lane.presentations_left <= 0:
+                lane.wait(timeout_s)
+                return None
+            lane.presentations_left -= 1
+        lane.work()
+        return DocumentRead(
+            lines=traveller.mrz_lines, read_at=lane.clock.monotonic(), meta={"traveller": traveller.id}
+        )
+
+
+class SimulatedCamera(_SimulatedDevice):
+    name = "camera"
+
+    def __init__(self, lane: SimulatedLane) -> None:
+        super().__init__(lane)
+        self._sequence = 0
+
+    def capture(self, timeout_s: float) -> Frame | None:
+        self._check()
+        lane = self.lane
+        with lane.lock:
+            traveller = lane.traveller
+            present = traveller is not None and not traveller.walks_away
+            meta: dict[str, Any] = {}
+            if present:
+                meta = {
+                    "subject": traveller.face_id,
+                    "settled": lane.frames_seen >= traveller.guidance_frames,
+                }
+                lane.frames_seen += 1
+            self._sequence += 1
+        # Nobody in view: frames still arrive at the camera's rate. Someone in view: the software's
+        # own pace, plus any configured device delay.
+        if present:
+            lane.work()
+        else:
+            lane.wait(FRAME_PERIOD_S)
+        return Frame(image=_BLANK, timestamp=lane.clock.monotonic(), sequence=self._sequence, meta=meta)
+
+
+def fingerprint_template(finger_id: int) -> bytes:
+    return b"SIMFP:" + str(finger_id).encode()
+
+
+class SimulatedFingerprintSensor(_SimulatedDevice):
+    name = "fingerprint"
+
+    def verify(self, reference_template: bytes, timeout_s: float) -> FingerprintResult | None:
+        self._check()
+        lane = self.lane
+        traveller = lane.traveller
+        if traveller is None or traveller.walks_away:
+            lane.wait(timeout_s)
+            return None
+        lane.work()
+        matched = reference_template == fingerprint_template(traveller.finger_id)
+        return FingerprintResult(matched=matched, score=180 if matched else 8)
+
+
+class SimulatedGate(_SimulatedDevice):
+    name = "gate"
+
+    def __init__(self, lane: SimulatedLane) -> None:
+        super().__init__(lane)
+        self._entry = False
+        self._exit = False
+        self.signal = Signal.OFF
+        self.interlock_violations = 0
+
+    def set_entry_unlocked(self, unlocked: bool) -> None:
+        self._check()
+        with self.lane.lock:
+            opening = unlocked and not self._entry
+            self._entry = unlocked
+            self._note_interlock()
+            if opening:
+                self._person_at_entry()
+
+    def set_exit_unlocked(self, unlocked: bool) -> None:
+        self._check()
+        with self.lane.lock:
+            opening = unlocked and not self._exit
+            self._exit = unlocked
+            self._note_interlock()
+            if opening and self.lane.occupants:
+                self.lane.occupants = 0
+                self.lane.events.append(LaneEvent.PERSON_EXITED)
+
+    def entry_unlocked(self) -> bool:
+        self._check()
+        return self._entry
+
+    def exit_unlocked(self) -> bool:
+        self._check()
+        return self._exit
+
+    def lane_occupied(self) -> bool:
+        self._check()
+        return self.lane.occupants > 0
+
+    def set_signal(self, signal: Signal) -> None:
+        self._check()
+        self.signal = signal
+
+    def wait_event(self, timeout_s: float) -> LaneEvent | None:
+        self._check()
+        with self.lane.lock:
+            if self.lane.events:
+                return self.lane.events.popleft()
+        self.lane.wait(timeout_s)
+        return None
+
+    def _note_interlock(self) -> None:
+        if self._entry and self._exit:
+            self.interlock_violations += 1
+
+    def _person_at_entry(self) -> None:
+        lane = self.lane
+        traveller = lane.traveller
+        if traveller is None:
+            return
+        if lane.occupants:
+            # Entry reopened with people inside (tailgating): they step back out.
+            lane.occupants = 0
+            lane.events.append(LaneEvent.PERSON_RETREATED)
+        elif traveller.enters:
+            lane.occupants = 2 if traveller.tailgated else 1
+            lane.events.append(LaneEvent.PERSON_ENTERED)
+            if traveller.tailgated:
+                lane.events.append(LaneEvent.TAILGATING)

@@ -1,0 +1,125 @@
+"""``python -m kiosk``: run the lane, check configuration, read an MRZ, benchmark.
+
+Exit codes: 0 ok; 1 a check failed (MRZ); 2 unusable input (bad config, not an MRZ, bad usage);
+3 the kiosk cannot serve (store, keys, devices) — it stays closed and says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from kiosk.config import Config, ConfigError, load_config
+
+EXIT_UNUSABLE_INPUT = 2
+EXIT_CANNOT_SERVE = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kiosk", description="Gerbang e-gate kiosk")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the lane")
+    run.add_argument("--config", type=Path, help="TOML configuration file")
+    run.add_argument("--headless", action="store_true", help="no UI: serve simulated travellers and exit")
+    run.add_argument("--simulate", action="store_true", help="simulated devices and travellers")
+    run.add_argument("--travellers", type=int, default=100, help="how many simulated travellers")
+    run.add_argument("--seed", type=int, help="population seed (default: simulation.seed from config)")
+    run.add_argument("--db", type=Path, help="database file (default: from config)")
+    run.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+
+    sub.add_parser("mrz", help="parse the MRZ lines on stdin and print one JSON object")
+
+    config = sub.add_parser("config", help="check or show configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+    show = config_sub.add_parser("show", help="print the effective configuration, secrets masked")
+    show.add_argument("file", type=Path, nargs="?")
+
+    bench = sub.add_parser("bench", help="per-stage software latency over simulated travellers")
+    bench.add_argument("--travellers", type=int, default=1000)
+    bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--config", type=Path)
+    return parser
+
+
+def _load(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_UNUSABLE_INPUT) from None
+
+
+def _cannot_serve(exc: Exception) -> int:
+    print(f"kiosk cannot serve, lane stays closed (OUT_OF_SERVICE): {exc}", file=sys.stderr)
+    return EXIT_CANNOT_SERVE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from kiosk.headless import run_population
+
+    config = _load(args.config)
+    if not args.headless:
+        print("the touchscreen UI is not part of this build yet; use --headless --simulate", file=sys.stderr)
+        return EXIT_UNUSABLE_INPUT
+    if not args.simulate:
+        print("a headless run needs --simulate (simulated travellers)", file=sys.stderr)
+        return EXIT_UNUSABLE_INPUT
+    if args.travellers < 0:
+        print("--travellers must be >= 0", file=sys.stderr)
+        return EXIT_UNUSABLE_INPUT
+    seed = config.simulation.seed if args.seed is None else args.seed
+    try:
+        summary = run_population(config, args.travellers, seed, args.db)
+    except Exception as exc:  # every start-up failure ends closed and explained, never in a crash loop
+        return _cannot_serve(exc)
+    print(json.dumps(summary, sort_keys=False))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from kiosk.headless import bench
+
+    config = _load(args.config)
+    with tempfile.TemporaryDirectory(prefix="gerbang-bench-") as tmp:
+        config = config.model_copy(update={"kiosk": config.kiosk.model_copy(update={"data_dir": Path(tmp)})})
+        result = bench(config, args.travellers, args.seed)
+    print(json.dumps(result, indent=2))
+    target = 300.0
+    p95 = result["to_decision_ms"]["p95"]
+    print(f"decision p95 {p95:.2f} ms vs target {target:.0f} ms: ratio {p95 / target:.4f}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    if args.config_command == "check":
+        config = _load(args.file)
+        print(f"{args.file}: OK (config version {config.version()})")
+        return 0
+    config = _load(args.file)
+    print(json.dumps(config.masked(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "mrz":
+        from kiosk.documents.mrz_cli import run
+
+        return run(sys.stdin, sys.stdout, sys.stderr)
+    if args.command == "config":
+        return _config(args)
+    if args.command == "bench":
+        return _bench(args)
+    return _run(args)

@@ -1,0 +1,181 @@
+"""The one configuration file: schema, defaults, loading and clear errors.
+
+Every setting has a default that runs the simulated kiosk, so an empty file is a valid config.
+An invalid file stops the kiosk (exit code 2) with the file, the key and the problem named:
+guessing what an operator meant is not acceptable at a border post.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SECRET_KEYS = frozenset({"password", "pin", "key", "secret", "token"})
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class KioskSection(Section):
+    id: str = Field("kiosk-sim-01", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    site: str = Field("lampung-barat", pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    # Where the database, keys and logs live; relative paths are resolved against the config file.
+    data_dir: Path = Path("var")
+    training: bool = False
+
+
+class StoreSection(Section):
+    path: Path = Path("gerbang.sqlite3")  # relative to kiosk.data_dir
+
+
+class SecuritySection(Section):
+    # Relative to kiosk.data_dir. Only an all-simulated kiosk may create its own; a kiosk with real
+    # devices must be provisioned with the fleet's key or its hashes would match nothing.
+    fleet_key_file: Path = Path("keys/fleet.key")
+
+
+class DeviceSection(Section):
+    backend: Literal["simulated", "serial", "usb", "gpio", "modbus", "picamera2", "v4l2"] = "simulated"
+    port: str | None = None
+    baudrate: int | None = Field(None, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DevicesSection(Section):
+    document_reader: DeviceSection = DeviceSection()
+    camera: DeviceSection = DeviceSection()
+    fingerprint: DeviceSection = DeviceSection()
+    gate: DeviceSection = DeviceSection()
+
+
+class FaceSection(Section):
+    backend: Literal["simulated", "onnx"] = "simulated"
+    # Similarity score at or above which two faces are taken as the same person. For the
+    # simulated matcher; the ONNX pipeline reads its calibrated operating point from its manifest.
+    threshold: float = Field(0.6, ge=0.0, le=1.0)
+    max_attempts: int = Field(3, ge=1, le=10)
+
+
+class FingerprintPolicySection(Section):
+    threshold: int = Field(50, ge=0, le=1000)
+    max_attempts: int = Field(3, ge=1, le=10)
+
+
+class FlowSection(Section):
+    """How long the engine waits at each step before it gives up on the traveller."""
+
+    document_timeout_s: PositiveSeconds = 30.0
+    face_timeout_s: PositiveSeconds = 20.0
+    fingerprint_timeout_s: PositiveSeconds = 20.0
+    entry_timeout_s: PositiveSeconds = 15.0
+    passage_timeout_s: PositiveSeconds = 20.0
+    exit_timeout_s: PositiveSeconds = 15.0
+    # After a decision the result screen stays this long before the lane resets.
+    result_hold_s: float = Field(4.0, ge=0, le=60)
+
+
+class SimulationSection(Section):
+    seed: int = 1
+    # Extra simulated time each device takes (seconds), to rehearse realistic lane timing.
+    device_delay_s: float = Field(0.0, ge=0, le=30)
+
+
+class Config(Section):
+    kiosk: KioskSection = KioskSection()
+    store: StoreSection = StoreSection()
+    security: SecuritySection = SecuritySection()
+    devices: DevicesSection = DevicesSection()
+    face: FaceSection = FaceSection()
+    fingerprint: FingerprintPolicySection = FingerprintPolicySection()
+    flow: FlowSection = FlowSection()
+    simulation: SimulationSection = SimulationSection()
+
+    # Not part of the file: where it came from, so relative paths resolve against it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("base_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return self._resolve(self.base_dir, self.kiosk.data_dir)
+
+    @property
+    def store_path(self) -> Path:
+        return self._resolve(self.data_dir, self.store.path)
+
+    @property
+    def fleet_key_path(self) -> Path:
+        return self._resolve(self.data_dir, self.security.fleet_key_file)
+
+    @staticmethod
+    def _resolve(base: Path, path: Path) -> Path:
+        return path if path.is_absolute() else base / path
+
+    @property
+    def simulated(self) -> bool:
+        devices = self.devices
+        return all(
+            d.backend == "simulated"
+            for d in (devices.document_reader, devices.camera, devices.fingerprint, devices.gate)
+        )
+
+    def version(self) -> str:
+        """A short content hash: which configuration produced a transaction."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def masked(self) -> dict[str, Any]:
+        return _mask(self.model_dump(mode="json"))
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, key and problem."""
+
+
+def _mask(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _mask(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, key) for v in value]
+    if (
+        any(part in key.lower() for part in SECRET_KEYS)
+        and value not in (None, "")
+        and not key.endswith("_file")
+    ):
+        return "***"
+    return value
+
+
+def load_config(path: Path | None) -> Config:
+    """Load and validate ``path``; ``None`` gives the defaults (resolved against the working dir)."""
+    if path is None:
+        return Config(base_dir=Path.cwd())
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if "base_dir" in raw:
+        raise ConfigError(f"{path}: key 'base_dir': not a configuration key")
+    try:
+        return Config.model_validate({**raw, "base_dir": path.parent})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None

@@ -1,0 +1,553 @@
+"""The lane's transaction engine: a plain state machine, independent of any UI.
+
+One call to :meth:`LaneEngine.run_once` serves one traveller, from the document to the exit door.
+Screens observe it (``subscribe``) and feed it (``cancel``, ``request_help``) from other threads;
+devices and models are called here, in the caller's worker thread, never on a UI thread.
+
+Fail-safe is structural: every path out of a transaction, including exceptions, goes through
+``DoorController.secure`` or ``fail_safe`` in a ``finally``; the entry door is opened only after
+the decision is durably recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from drivers.door_controller import DoorController, InterlockError
+from drivers.interfaces import (
+    Camera,
+    DeviceError,
+    DocumentReader,
+    FingerprintResult,
+    FingerprintSensor,
+    Gate,
+    LaneEvent,
+    Signal,
+)
+from kiosk.biometric_references import BiometricReferenceProvider
+from kiosk.clock import Clock
+from kiosk.config import FaceSection, FingerprintPolicySection, FlowSection
+from kiosk.documents.mrz import Mrz, NotAnMrz, parse_mrz
+from kiosk.flow.states import TERMINAL, State, check_transition
+from kiosk.policy import BiometricOutcome, Decision, DocumentAssessment, assess_document, decide
+from kiosk.privacy import IdentifierHasher
+from kiosk.reasons import Reason
+from kiosk.store import Store, StoreError
+from models.matching import FaceMatcher, FaceObservation, ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+POLL_S = 0.25  # longest a wait goes without looking at cancel requests
+MAX_DOCUMENT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Devices:
+    document_reader: DocumentReader
+    camera: Camera
+    fingerprint: FingerprintSensor
+    gate: Gate
+
+    def all(self) -> tuple[DocumentReader, Camera, FingerprintSensor, Gate]:
+        return (self.document_reader, self.camera, self.fingerprint, self.gate)
+
+
+@dataclass(frozen=True)
+class FlowEvent:
+    """What observers see. Never carries reasons or personal data: screens must not reveal them."""
+
+    kind: str  # "state", "guidance", "help", "service"
+    state: State
+    transaction_id: str | None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransactionOutcome:
+    transaction_id: str | None
+    decision: str  # OPEN, REFER, ABANDONED, OUT_OF_SERVICE
+    reasons: tuple[str, ...]
+    stage_ms: Mapping[str, float]
+    path: tuple[str, ...]
+    entry_left_unlocked: bool = False
+
+
+class _Ended(Exception):
+    """The transaction ends early (walked away, cancelled, unreadable document)."""
+
+    def __init__(self, decision: str, reason: Reason, state: State) -> None:
+        super().__init__(f"{decision}: {reason}")
+        self.decision = decision
+        self.reason = reason
+        self.state = state
+
+
+def _abandon(reason: Reason) -> _Ended:
+    return _Ended("ABANDONED", reason, State.ABANDONED)
+
+
+class _OutOfService(Exception):
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class _Transaction:
+    id: str
+    started: float
+    path: list[State] = field(default_factory=list)
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    stage_started: float = 0.0
+    mrz: Mrz | None = None
+    assessment: DocumentAssessment | None = None
+    face_score: float | None = None
+    face_attempts: int = 0
+    fingerprint_score: int | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+
+
+class LaneEngine:
+    def __init__(
+        self,
+        *,
+        devices: Devices,
+        matcher: FaceMatcher | None,
+        references: BiometricReferenceProvider,
+        store: Store,
+        hasher: IdentifierHasher,
+        clock: Clock,
+        flow: FlowSection,
+        face: FaceSection,
+        fingerprint: FingerprintPolicySection,
+        versions: Mapping[str, str],
+        training: bool = False,
+    ) -> None:
+        self.devices = devices
+        self.doors = DoorController(devices.gate)
+        self.matcher = matcher
+        self.references = references
+        self.store = store
+        self.hasher = hasher
+        self.clock = clock
+        self.flow = flow
+        self.face = face
+        self.fingerprint = fingerprint
+        self.versions = dict(versions)
+        self.training = training
+        self._state = State.IDLE
+        self._observers: list[Callable[[FlowEvent], None]] = []
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._txn: _Transaction | None = None
+        self.out_of_service_reason: str | None = None
+        # Set by a failed write; the lane stays closed until a write succeeds again.
+        self._store_fault: str | None = None
+
+    # --- observing and feeding -----------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    def subscribe(self, observer: Callable[[FlowEvent], None]) -> None:
+        self._observers.append(observer)
+
+    def cancel(self) -> None:
+        """The traveller (or an officer) abandons the current transaction."""
+        self._cancel.set()
+
+    def request_help(self) -> None:
+        """Call an officer to this lane; works in any state, including out of service."""
+        txn_id = self._txn.id if self._txn else None
+        try:
+            self.store.add_event(
+                "help",
+                {"state": str(self._state), "transaction_id": txn_id},
+                training=self.training,
+            )
+        except StoreError as exc:
+            log.error("could not record a help request: %s", exc)
+        self._emit("help", {})
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> list[str]:
+        """Start-up after any stop, clean or not: doors secured, unfinished work marked aborted."""
+        self.doors.secure()
+        aborted = self.store.abort_unfinished()
+        if aborted:
+            log.warning("%d transaction(s) were interrupted by the last stop", len(aborted))
+        return aborted
+
+    def check_service(self) -> str | None:
+        """Why the lane cannot serve travellers now, or ``None`` when it can."""
+        for device in self.devices.all():
+            health = device.health()
+            if not health.usable:
+                return f"{device.name}: {health.reason or health.state}"
+        if self.matcher is None:
+            return "face model unavailable"
+        if self._store_fault is not None:
+            try:
+                self.store.set_meta("last_service_check", self.clock.now().isoformat())
+            except StoreError:
+                return self._store_fault
+            self._store_fault = None
+        if self.store.policy_rules() is None:
+            return "no entitlement policy loaded"
+        return None
+
+    def run_once(self, idle_timeout_s: float) -> TransactionOutcome | None:
+        """Serve one traveller. ``None`` when no document was presented within ``idle_timeout_s``."""
+        problem = self.check_service()
+        if problem is not None:
+            self._go_out_of_service(problem)
+            return TransactionOutcome(None, "OUT_OF_SERVICE", (), {}, (str(State.OUT_OF_SERVICE),))
+        if self._state is State.OUT_OF_SERVICE:
+            self._set_state(State.IDLE)
+            self.out_of_service_reason = None
+            self._emit("service", {"in_service": True})
+        self._cancel.clear()
+        self.doors.secure()
+        if self.devices.gate.lane_occupied():
+            return None  # someone is still in the lane; the exit stays free until it clears
+        try:
+            read = self._wait(self.devices.document_reader.read, idle_timeout_s, cancellable=False)
+        except DeviceError as exc:
+            self._go_out_of_service(str(exc))
+            return TransactionOutcome(None, "OUT_OF_SERVICE", (), {}, (str(State.OUT_OF_SERVICE),))
+        if read is None:
+            return None
+        return self._serve(read)
+
+    # --- one transaction ---------------------------------------------------------------------------
+
+    def _serve(self, first_read: Any) -> TransactionOutcome:
+        try:
+            txn_id = self.store.begin_transaction(versions=self.versions, training=self.training)
+        except StoreError as exc:
+            self._store_failed(exc)
+            return TransactionOutcome(None, "OUT_OF_SERVICE", (Reason.STORE_FAILURE,), {}, ())
+        txn = _Transaction(id=txn_id, started=self.clock.monotonic())
+        self._txn = txn
+        decision, reasons = "REFER", [Reason.DEVICE_FAILURE]
+        try:
+            decision, reasons = self._run(txn, first_read)
+        except _Ended as end:
+            decision, reasons = end.decision, [end.reason]
+            self._finish_state(txn, end.state)
+        except _OutOfService as exc:
+            decision, reasons = "REFER", [exc.reason]
+            self.doors.fail_safe()
+            self._go_out_of_service(exc.detail)
+        except StoreError as exc:
+            decision, reasons = "REFER", [Reason.STORE_FAILURE]
+            self._store_failed(exc)
+        except (DeviceError, InterlockError, ModelUnavailable) as exc:
+            decision, reasons = "REFER", [Reason.DEVICE_FAILURE]
+            self.doors.fail_safe()
+            self._go_out_of_service(str(exc))
+        except Exception:
+            # Unknown faults must still leave the lane safe and the event recorded.
+            log.exception("transaction %s failed", txn_id)
+            self.doors.fail_safe()
+            self._go_out_of_service("internal error")
+        finally:
+            if self._state is not State.OUT_OF_SERVICE:
+                self.doors.secure()
+        entry_unlocked = self._entry_unlocked()
+        outcome = TransactionOutcome(
+            transaction_id=txn_id,
+            decision=decision,
+            reasons=tuple(str(r) for r in reasons),
+            stage_ms=dict(txn.stage_ms),
+            path=tuple(str(s) for s in txn.path),
+            entry_left_unlocked=entry_unlocked,
+        )
+        self._record(txn, outcome)
+        self._txn = None
+        if self._state in TERMINAL:
+            self._set_state(State.IDLE)
+        return outcome
+
+    def _run(self, txn: _Transaction, read: Any) -> tuple[str, list[Reason]]:
+        mrz = self._read_document(txn, read)
+        rules = self.store.policy_rules()
+        if rules is None:
+            raise _OutOfService(Reason.NO_POLICY, "no entitlement policy loaded")
+        assessment = assess_document(mrz, self.clock.now().date(), rules, self.store, self.hasher)
+        txn.assessment = assessment
+        for reason in assessment.silent_alerts:
+            self._alert("referral_" + reason.lower(), {"document_hash": assessment.document_hash})
+
+        biometrics = BiometricOutcome()
+        if assessment.face_match_required:
+            biometrics = self._face(txn, read, mrz, biometrics)
+        if assessment.fingerprint_required:
+            biometrics = self._fingerprint(txn, read, mrz, biometrics)
+
+        self._enter(txn, State.DECISION)
+        gate_health = self.devices.gate.health()
+        verdict = decide(assessment, biometrics, gate_health.usable)
+        self.store.record_decision(txn.id, decision=verdict.decision.value, reasons=list(verdict.reasons))
+        if verdict.decision is Decision.REFER:
+            self._finish_state(txn, State.REFERRED)
+            return "REFER", list(verdict.reasons)
+        return self._passage(txn)
+
+    def _read_document(self, txn: _Transaction, read: Any) -> Mrz:
+        attempts = 0
+        while True:
+            attempts += 1
+            self._enter(txn, State.DOCUMENT_READ)
+            try:
+                mrz = parse_mrz(read.lines, today=self.clock.now().date())
+                if mrz.valid:
+                    self._enter(txn, State.DOCUMENT_CHECKS)
+                    txn.mrz = mrz
+                    return mrz
+                problem = Reason.DOCUMENT_CHECK_FAILED
+            except NotAnMrz:
+                problem = Reason.DOCUMENT_UNREADABLE
+            self._enter(txn, State.DOCUMENT_PROBLEM)
+            if attempts >= MAX_DOCUMENT_ATTEMPTS:
+                raise _Ended("REFER", problem, State.REFERRED)
+            read = self._wait(self.devices.document_reader.read, self.flow.document_timeout_s)
+            if read is None:
+                raise _abandon(Reason.WALKED_AWAY)
+
+    def _face(self, txn: _Transaction, read: Any, mrz: Mrz, outcome: BiometricOutcome) -> BiometricOutcome:
+        assert self.matcher is not None
+        reference = self.references.portrait(read, mrz)
+        if reference is None:
+            return replace(outcome, face_reference_available=False)
+        deadline = self.clock.monotonic() + self.flow.face_timeout_s
+        saw_face = False
+        for _attempt in range(self.face.max_attempts):
+            self._enter(txn, State.FACE_CAPTURE)
+            observation: FaceObservation | None = None
+            while self.clock.monotonic() < deadline:
+                frame = self._wait(self.devices.camera.capture, min(1.0, deadline - self.clock.monotonic()))
+                if frame is None:
+                    continue
+                candidate = self.matcher.observe(frame)
+                saw_face = saw_face or candidate.face_present
+                self._emit("guidance", {"codes": [str(g) for g in candidate.guidance]})
+                if candidate.acquired:
+                    observation = candidate
+                    break
+            if observation is None:
+                if not saw_face:
+                    raise _abandon(Reason.WALKED_AWAY)
+                return replace(outcome, face_acquired=False)
+            self._enter(txn, State.FACE_MATCH)
+            txn.face_attempts += 1
+            result = self.matcher.compare(observation, reference)
+            txn.face_score = result.score if txn.face_score is None else max(txn.face_score, result.score)
+            txn.quality = {k: round(float(v), 4) for k, v in observation.quality.items()}
+            del observation  # the aligned face must not outlive its use
+            if result.matched:
+                return replace(outcome, face_acquired=True, face_matched=True)
+        return replace(outcome, face_acquired=True, face_matched=False)
+
+    def _fingerprint(
+        self, txn: _Transaction, read: Any, mrz: Mrz, outcome: BiometricOutcome
+    ) -> BiometricOutcome:
+        self._enter(txn, State.FINGERPRINT)
+        template = self.references.fingerprint_template(read, mrz)
+        if template is None:
+            return replace(outcome, fingerprint_reference_available=False)
+        acquired = False
+        sensor = self.devices.fingerprint
+
+        def verify(timeout_s: float) -> FingerprintResult | None:
+            return sensor.verify(template, timeout_s)
+
+        for _attempt in range(self.fingerprint.max_attempts):
+            result = self._wait(verify, self.flow.fingerprint_timeout_s)
+            if result is None:
+                continue
+            acquired = True
+            txn.fingerprint_score = result.score
+            if result.matched and result.score >= self.fingerprint.threshold:
+                return replace(outcome, fingerprint_acquired=True, fingerprint_matched=True)
+        return replace(outcome, fingerprint_acquired=acquired, fingerprint_matched=False)
+
+    def _passage(self, txn: _Transaction) -> tuple[str, list[Reason]]:
+        gate = self.devices.gate
+        self.doors.open_entry()
+        self._enter(txn, State.ENTRY_OPEN)
+        gate.set_signal(Signal.GO)
+        event = self._next_lane_event(self.flow.entry_timeout_s)
+        self.doors.close_entry()
+        if event is None or event is LaneEvent.PERSON_RETREATED:
+            gate.set_signal(Signal.READY)
+            self._finish_state(txn, State.ABANDONED)
+            return "ABANDONED", [Reason.DID_NOT_ENTER]
+        if event is not LaneEvent.PERSON_ENTERED:
+            return self._lane_incident(txn, event)
+
+        self._enter(txn, State.PASSAGE)
+        gate.set_signal(Signal.BUSY)
+        # A second person shows up within the settle time, or never.
+        event = self._next_lane_event(min(1.0, self.flow.passage_timeout_s))
+        if event is not None:
+            return self._lane_incident(txn, event)
+
+        self.doors.open_exit()
+        self._enter(txn, State.EXIT_OPEN)
+        event = self._next_lane_event(self.flow.exit_timeout_s)
+        reasons: list[Reason] = []
+        if event is not LaneEvent.PERSON_EXITED:
+            # Never trap anyone: leave the exit free, tell the officers, and wait for the lane to clear.
+            reasons.append(Reason.EXIT_TIMEOUT)
+            self._alert("lane_not_cleared", {"event": str(event) if event else None})
+        self._finish_state(txn, State.DONE)
+        return "OPEN", reasons
+
+    def _lane_incident(self, txn: _Transaction, event: LaneEvent) -> tuple[str, list[Reason]]:
+        """Tailgating, a forced door or an emergency release during passage."""
+        if event is LaneEvent.TAILGATING:
+            self._alert("tailgating", {})
+            # Send them back the way they came: exit stays locked, entry opens for retreat.
+            self.doors.open_entry()
+            self._next_lane_event(self.flow.passage_timeout_s)
+            self.doors.close_entry()
+            self._finish_state(txn, State.REFERRED)
+            return "REFER", [Reason.TAILGATING]
+        if event is LaneEvent.EMERGENCY_RELEASE:
+            raise _OutOfService(Reason.DEVICE_FAILURE, "emergency release")
+        if event is LaneEvent.DOOR_FORCED:
+            raise _OutOfService(Reason.DEVICE_FAILURE, "door forced")
+        self._finish_state(txn, State.ABANDONED)
+        return "ABANDONED", [Reason.WALKED_AWAY]
+
+    def _next_lane_event(self, timeout_s: float) -> LaneEvent | None:
+        event = self._wait(self.devices.gate.wait_event, timeout_s, cancellable=False)
+        if event is LaneEvent.EMERGENCY_RELEASE:
+            self.doors.fail_safe()
+            self._alert("emergency_release", {})
+        return event
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def _wait(
+        self, call: Callable[[float], T | None], timeout_s: float, cancellable: bool = True
+    ) -> T | None:
+        """Call a device's wait in short slices so that a cancel is honoured promptly."""
+        deadline = self.clock.monotonic() + timeout_s
+        while True:
+            if cancellable and self._cancel.is_set():
+                raise _abandon(Reason.CANCELLED)
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                return None
+            result = call(min(POLL_S, remaining))
+            if result is not None:
+                return result
+
+    def _enter(self, txn: _Transaction, state: State) -> None:
+        self._close_stage(txn)
+        self._set_state(state)
+        txn.path.append(state)
+        txn.stage_started = self.clock.monotonic()
+
+    def _finish_state(self, txn: _Transaction, state: State) -> None:
+        self._enter(txn, state)
+        self._close_stage(txn)
+
+    def _close_stage(self, txn: _Transaction) -> None:
+        if txn.path and txn.path[-1] not in TERMINAL:
+            name = str(txn.path[-1])
+            elapsed_ms = (self.clock.monotonic() - txn.stage_started) * 1000.0
+            txn.stage_ms[name] = round(txn.stage_ms.get(name, 0.0) + elapsed_ms, 3)
+
+    def _set_state(self, state: State) -> None:
+        with self._lock:
+            if state is not self._state:
+                check_transition(self._state, state)
+                self._state = state
+        self._emit("state", {})
+
+    def _emit(self, kind: str, data: Mapping[str, Any]) -> None:
+        event = FlowEvent(kind, self._state, self._txn.id if self._txn else None, data)
+        for observer in list(self._observers):
+            try:
+                observer(event)
+            except Exception:
+                log.exception("flow observer failed")
+
+    def _go_out_of_service(self, detail: str) -> None:
+        self.doors.fail_safe()
+        first = self._state is not State.OUT_OF_SERVICE
+        if self._state is not State.OUT_OF_SERVICE:
+            if self._txn is not None and self._txn.path and self._txn.path[-1] is not State.OUT_OF_SERVICE:
+                self._close_stage(self._txn)
+                self._txn.path.append(State.OUT_OF_SERVICE)
+            self._set_state(State.OUT_OF_SERVICE)
+        self.out_of_service_reason = detail
+        if first:
+            log.error("lane out of service: %s", detail)
+            self._alert("out_of_service", {"detail": detail})
+            self._emit("service", {"in_service": False})
+
+    def _store_failed(self, exc: StoreError) -> None:
+        self._store_fault = f"store: {exc}"
+        self._go_out_of_service(self._store_fault)
+
+    def _entry_unlocked(self) -> bool:
+        try:
+            return self.devices.gate.entry_unlocked()
+        except DeviceError:
+            return False
+
+    def _alert(self, alert: str, data: Mapping[str, Any]) -> None:
+        payload = {
+            "alert": alert,
+            "transaction_id": self._txn.id if self._txn else None,
+            **data,
+        }
+        try:
+            self.store.add_event("alert", payload, training=self.training)
+        except StoreError as exc:
+            log.error("could not record alert %s: %s", alert, exc)
+
+    def _record(self, txn: _Transaction, outcome: TransactionOutcome) -> None:
+        mrz, assessment = txn.mrz, txn.assessment
+        payload = {
+            "transaction_id": txn.id,
+            "decision": outcome.decision,
+            "reasons": list(outcome.reasons),
+            "stage_ms": dict(outcome.stage_ms),
+            "path": list(outcome.path),
+            "document_format": str(mrz.format) if mrz else None,
+            "nationality": mrz.nationality if mrz else None,
+            "entitlement": assessment.entitlement if assessment else None,
+            "document_hash": assessment.document_hash if assessment else None,
+            "face": {"score": txn.face_score, "attempts": txn.face_attempts, "quality": txn.quality},
+            "fingerprint": {"score": txn.fingerprint_score},
+            "versions": self.versions,
+            "training": self.training,
+        }
+        try:
+            self.store.finish_transaction(
+                txn.id,
+                decision=outcome.decision,
+                reasons=list(outcome.reasons),
+                stage_ms=dict(outcome.stage_ms),
+                document_format=payload["document_format"],
+                nationality=payload["nationality"],
+                entitlement=payload["entitlement"],
+                face_score=txn.face_score,
+                event_payload=payload,
+            )
+        except StoreError as exc:
+            # The row stays in_progress and is marked aborted at the next start: nothing is lost silently.
+            self._store_failed(exc)

@@ -1,0 +1,161 @@
+"""Entitlement policy: may this traveller pass the e-gate, or must an officer see them?
+
+Two steps, because the engine checks the document before it spends time on biometrics:
+:func:`assess_document` looks at the document and the reference data, :func:`decide` adds the
+biometric results and the lane's health. Every rule contributes reason codes; the decision is
+OPEN only when none applies. The rules' parameters come from the versioned ``policy`` dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+
+from kiosk.documents.mrz import Mrz
+from kiosk.privacy import IdentifierHasher
+from kiosk.reasons import SILENT_ALERT_REASONS, Reason
+from kiosk.reference import PolicyRules, ReferenceLookup
+
+
+class Decision(StrEnum):
+    OPEN = "OPEN"
+    REFER = "REFER"
+
+
+@dataclass(frozen=True)
+class DocumentAssessment:
+    reasons: tuple[Reason, ...]
+    entitlement: str | None  # citizen, visa_exempt, e-visa, e-voa ... or None
+    citizen: bool
+    fingerprint_required: bool
+    face_match_required: bool
+    document_hash: str
+    watchlist_categories: tuple[str, ...] = ()
+
+    @property
+    def silent_alerts(self) -> tuple[Reason, ...]:
+        return tuple(r for r in self.reasons if r in SILENT_ALERT_REASONS)
+
+
+@dataclass(frozen=True)
+class BiometricOutcome:
+    """What the lane measured; ``None`` fields mean the step was not run."""
+
+    face_acquired: bool | None = None
+    face_matched: bool | None = None
+    face_reference_available: bool = True
+    fingerprint_acquired: bool | None = None
+    fingerprint_matched: bool | None = None
+    fingerprint_reference_available: bool = True
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    decision: Decision
+    reasons: tuple[Reason, ...] = field(default_factory=tuple)
+
+
+def age_on(birth: date, today: date) -> int:
+    years = today.year - birth.year
+    if (today.month, today.day) < (birth.month, birth.day):
+        years -= 1
+    return years
+
+
+def _document_type_allowed(code: str, allowed: tuple[str, ...]) -> bool:
+    code = code.rstrip("<")
+    return code in allowed or (code[:1] in allowed)
+
+
+def assess_document(
+    mrz: Mrz,
+    today: date,
+    rules: PolicyRules,
+    reference: ReferenceLookup,
+    hasher: IdentifierHasher,
+) -> DocumentAssessment:
+    reasons: list[Reason] = []
+    if not mrz.valid:
+        reasons.append(Reason.DOCUMENT_CHECK_FAILED)
+    if not _document_type_allowed(mrz.document_code, rules.allowed_document_codes):
+        reasons.append(Reason.DOCUMENT_TYPE_NOT_ALLOWED)
+
+    citizen = mrz.nationality == rules.citizen_nationality
+    if mrz.expiry_date is not None:
+        min_days = (
+            rules.min_remaining_validity_days_citizen
+            if citizen
+            else rules.min_remaining_validity_days_foreign
+        )
+        if mrz.expiry_date < today:
+            reasons.append(Reason.DOCUMENT_EXPIRED)
+        elif mrz.expiry_date < today + timedelta(days=min_days):
+            reasons.append(Reason.DOCUMENT_VALIDITY_TOO_SHORT)
+    if mrz.birth_date is not None and age_on(mrz.birth_date, today) < rules.min_age_years:
+        reasons.append(Reason.UNDER_MIN_AGE)
+
+    document_hash = hasher.document(mrz.issuing_state, mrz.document_number)
+    entitlement = "citizen" if citizen else _foreign_entitlement(mrz, today, rules, reference, document_hash)
+    if entitlement is None:
+        reasons.append(Reason.NO_ENTITLEMENT)
+
+    person_hash = hasher.person(mrz.nationality, mrz.surname, mrz.given_names, mrz.birth_date)
+    hits = reference.watchlist_hits(document_hash, person_hash)
+    categories = tuple(sorted({hit.category for hit in hits}))
+    if "lost_stolen" in categories:
+        reasons.append(Reason.DOCUMENT_LOST_STOLEN)
+    if "watchlist" in categories:
+        reasons.append(Reason.WATCHLIST_HIT)
+
+    fingerprint = {"never": False, "always": True, "citizens": citizen, "foreigners": not citizen}[
+        rules.fingerprint_required
+    ]
+    return DocumentAssessment(
+        reasons=tuple(reasons),
+        entitlement=entitlement,
+        citizen=citizen,
+        fingerprint_required=fingerprint,
+        face_match_required=rules.face_match_required,
+        document_hash=document_hash,
+        watchlist_categories=categories,
+    )
+
+
+def _foreign_entitlement(
+    mrz: Mrz, today: date, rules: PolicyRules, reference: ReferenceLookup, document_hash: str
+) -> str | None:
+    accepted = set(rules.accepted_entitlements)
+    if "visa_exempt" in accepted and reference.visa_exempt_max_stay(mrz.nationality) is not None:
+        return "visa_exempt"
+    for record in reference.evisa_records(document_hash):
+        if (
+            record.kind in accepted
+            and record.nationality == mrz.nationality
+            and record.valid_from <= today <= record.valid_until
+        ):
+            return record.kind
+    return None
+
+
+def decide(
+    assessment: DocumentAssessment, biometrics: BiometricOutcome, gate_healthy: bool
+) -> PolicyDecision:
+    reasons = list(assessment.reasons)
+    if assessment.face_match_required:
+        if not biometrics.face_reference_available:
+            reasons.append(Reason.NO_REFERENCE_PORTRAIT)
+        elif not biometrics.face_acquired:
+            reasons.append(Reason.FACE_NOT_ACQUIRED)
+        elif not biometrics.face_matched:
+            reasons.append(Reason.FACE_MISMATCH)
+    if assessment.fingerprint_required:
+        if not biometrics.fingerprint_reference_available:
+            reasons.append(Reason.NO_REFERENCE_FINGERPRINT)
+        elif not biometrics.fingerprint_acquired:
+            reasons.append(Reason.FINGERPRINT_NOT_ACQUIRED)
+        elif not biometrics.fingerprint_matched:
+            reasons.append(Reason.FINGERPRINT_MISMATCH)
+    if not gate_healthy:
+        reasons.append(Reason.GATE_UNHEALTHY)
+    return PolicyDecision(Decision.REFER if reasons else Decision.OPEN, tuple(reasons))
