@@ -63,6 +63,12 @@ def age_on(birth: date, today: date) -> int:
     return years
 
 
+def document_number_corrected(mrz: Mrz) -> bool:
+    """OCR repair of the document number is only probable: one check digit cannot prove it, and
+    the number keys every watchlist and e-visa lookup."""
+    return any(c.field.startswith("document_number") for c in mrz.corrections)
+
+
 def _document_type_allowed(code: str, allowed: tuple[str, ...]) -> bool:
     code = code.rstrip("<")
     return code in allowed or (code[:1] in allowed)
@@ -78,6 +84,8 @@ def assess_document(
     reasons: list[Reason] = []
     if not mrz.valid:
         reasons.append(Reason.DOCUMENT_CHECK_FAILED)
+    elif document_number_corrected(mrz):
+        reasons.append(Reason.DOCUMENT_NUMBER_UNCONFIRMED)
     if not _document_type_allowed(mrz.document_code, rules.allowed_document_codes):
         reasons.append(Reason.DOCUMENT_TYPE_NOT_ALLOWED)
 

@@ -197,3 +197,21 @@ def test_engine_runs_in_a_worker_thread_while_observers_watch(kiosk):
     worker.start()
     worker.join(10)
     assert result["o"].decision == "OPEN" and State.EXIT_OPEN in seen
+
+
+def test_repaired_document_number_is_read_again_before_referral(kiosk):
+    from dataclasses import replace
+
+    traveller = traveller_of("citizen", seed=8, today=kiosk.clock.now().date())
+    line = traveller.mrz_lines[1]
+    digit = next(i for i, ch in enumerate(line[:9]) if ch in "0158")
+    confusable = {"0": "O", "1": "I", "5": "S", "8": "B"}[line[digit]]
+    misread = replace(
+        traveller, mrz_lines=(traveller.mrz_lines[0], line[:digit] + confusable + line[digit + 1 :])
+    )
+    seed_reference(kiosk, [traveller])
+    # Presented once: re-read requested, nobody presents again -> abandoned, never opened.
+    assert serve(kiosk, misread).path[:3] == ("document_read", "document_problem", "abandoned")
+    # Presented three times with the same misprint: the policy refers it.
+    outcome = serve(kiosk, replace(misread, document_presentations=3))
+    assert outcome.decision == "REFER" and "DOCUMENT_NUMBER_UNCONFIRMED" in outcome.reasons

@@ -9,7 +9,7 @@ from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from kiosk.documents.mrz import MrzFormat, NotAnMrz, check_digit, format_mrz, parse_mrz
@@ -228,6 +228,7 @@ def test_substitution_in_checked_data_is_caught_exactly_when_the_arithmetic_sees
     mrz = parse_mrz(corrupted, today=TODAY)
     assert silent_changes(corrupted, mrz.lines, len(mrz.corrections)) == 0
 
+    event(f"{field or 'composite only'}, {'detectable' if detectable else 'blind'}, valid={mrz.valid}")
     if field in ("birth_date", "expiry_date"):
         # Numeric-only: only a letter whose one digit twin is the original can be read back.
         restorable = LETTER_TO_DIGIT.get(new) == old
@@ -265,6 +266,7 @@ def test_substitution_of_a_check_digit_is_caught_or_reported(
     assert silent_changes(corrupted, mrz.lines, len(mrz.corrections)) == 0
 
     name = digits[cell]
+    event(f"{name} check digit, valid={mrz.valid}, corrected={bool(mrz.corrections)}")
     if name == "optional_data" and set(lines[1][28:42]) == {"<"}:
         # "<" and "0" are both ICAO's check digit for an unused personal number (O, D, Q read as 0).
         assert mrz.valid == (as_digit(new) == "0")

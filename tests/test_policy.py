@@ -271,3 +271,13 @@ def test_every_combination_of_defects_yields_exactly_its_reasons(store, hasher, 
     verdict = decide(assess(store, hasher, doc), bio, "gate_down" not in defects)
     assert set(verdict.reasons) == {DEFECTS[d] for d in defects}
     assert verdict.decision is (Decision.REFER if defects else Decision.OPEN)
+
+
+def test_ocr_repaired_document_number_is_referred_not_trusted(store, hasher):
+    load(store, hasher)
+    lines = list(Doc(number="L898902C3").mrz().lines)
+    lines[1] = lines[1][:5] + "O" + lines[1][6:]  # the 0 misread as O; only one repair agrees
+    mrz = parse_mrz(lines, today=TODAY)
+    assert mrz.valid and mrz.document_number == "L898902C3" and mrz.corrections
+    a = assess_document(mrz, TODAY, store.policy_rules(), store, hasher)
+    assert a.reasons == (Reason.DOCUMENT_NUMBER_UNCONFIRMED,)

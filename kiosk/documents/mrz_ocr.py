@@ -9,7 +9,15 @@ happens to satisfy a check digit. The reader never trusts a correction on likeli
 * an alphabetic position holding a digit is corrected only when that digit has exactly one letter
   twin; ``0`` has three (O, D, Q) so a ``0`` in a name or state code is left alone and reported;
 * alphanumeric positions (document number) are tried only when a check digit fails, and the caller
-  accepts a substitution only when it is the single one that makes the checks agree.
+  accepts a substitution only when it is the single explanation of the failure: exactly one
+  substitution agrees with the check digit and the composite, and the composite also rules out
+  the rival explanation that the check digit itself was misread (so visas, which have no
+  composite, never get their number corrected).
+
+Even so, a single check digit cannot tell an OCR confusion from a genuine change elsewhere in the
+number that some confusion happens to compensate; such a reading is reported as a correction, and
+callers should treat a corrected document number as unconfirmed until the chip (BAC/PACE, keyed on
+that number) opens with it.
 """
 
 from __future__ import annotations

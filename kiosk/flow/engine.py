@@ -33,7 +33,14 @@ from kiosk.clock import Clock
 from kiosk.config import FaceSection, FingerprintPolicySection, FlowSection
 from kiosk.documents.mrz import Mrz, NotAnMrz, parse_mrz
 from kiosk.flow.states import TERMINAL, State, check_transition
-from kiosk.policy import BiometricOutcome, Decision, DocumentAssessment, assess_document, decide
+from kiosk.policy import (
+    BiometricOutcome,
+    Decision,
+    DocumentAssessment,
+    assess_document,
+    decide,
+    document_number_corrected,
+)
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import Reason
 from kiosk.store import Store, StoreError
@@ -309,7 +316,9 @@ class LaneEngine:
             self._enter(txn, State.DOCUMENT_READ)
             try:
                 mrz = parse_mrz(read.lines, today=self.clock.now().date())
-                if mrz.valid:
+                # A repaired document number is worth a fresh read before the policy refers it.
+                last_try = attempts >= MAX_DOCUMENT_ATTEMPTS
+                if mrz.valid and (last_try or not document_number_corrected(mrz)):
                     self._enter(txn, State.DOCUMENT_CHECKS)
                     txn.mrz = mrz
                     return mrz
