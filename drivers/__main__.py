@@ -1,19 +1,31 @@
-"""``python -m drivers``: device tooling (simulators and discovery come with the drivers issue)."""
+"""``python -m drivers``: device tooling for technicians and tests.
+
+  python -m drivers simulate docreader --link PATH ...     MRZ reader on a pty
+  python -m drivers simulate fingerprint --link PATH ...   ZhianTec R30x sensor on a pty
+  python -m drivers simulate modbus-io --link PATH ...     RS-485 Modbus RTU relay/IO module on a pty
+  python -m drivers discover                               attached USB devices and serial ports
+"""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
+
+SIMULATORS = {
+    "docreader": "drivers.docreader.simulator",
+    "fingerprint": "drivers.fingerprint.simulator",
+    "modbus-io": "drivers.gate.modbus_simulator",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m drivers", description="Gerbang device drivers")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("backends", help="list the device backends this build provides")
-    parser.parse_args(argv)
-    for device in ("document_reader", "camera", "fingerprint", "gate"):
-        print(f"{device}: simulated")
-    return 0
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["simulate"] and len(args) >= 2 and args[1] in SIMULATORS:
+        return int(importlib.import_module(SIMULATORS[args[1]]).main(args[2:]) or 0)
+    if args[:1] == ["discover"]:
+        return int(importlib.import_module("drivers.discovery").main(args[1:]) or 0)
+    print(__doc__, file=sys.stdout if args[:1] in (["-h"], ["--help"]) else sys.stderr)
+    return 0 if args[:1] in (["-h"], ["--help"]) else 2
 
 
 if __name__ == "__main__":
