@@ -1,4 +1,4 @@
-"""``python -m drivers``: device tooling for technicians and tests.
+"""Usage: ``python -m drivers``: device tooling for technicians and tests.
 
   python -m drivers simulate docreader --link PATH ...     MRZ reader on a pty
   python -m drivers simulate fingerprint --link PATH ...   ZhianTec R30x sensor on a pty
