@@ -79,8 +79,8 @@ class FlowSection(Section):
     entry_timeout_s: PositiveSeconds = 15.0
     passage_timeout_s: PositiveSeconds = 20.0
     exit_timeout_s: PositiveSeconds = 15.0
-    # After a decision the result screen stays this long before the lane resets.
-    result_hold_s: float = Field(4.0, ge=0, le=60)
+    # How long the lane watches for a second person after the first has entered, before the exit opens.
+    passage_settle_s: float = Field(1.0, ge=0, le=30)
 
 
 class SimulationSection(Section):

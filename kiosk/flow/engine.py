@@ -406,7 +406,7 @@ class LaneEngine:
         self._enter(txn, State.PASSAGE)
         gate.set_signal(Signal.BUSY)
         # A second person shows up within the settle time, or never.
-        event = self._next_lane_event(min(1.0, self.flow.passage_timeout_s))
+        event = self._next_lane_event(self.flow.passage_settle_s)
         if event is not None:
             return self._lane_incident(txn, event)
 
