@@ -215,3 +215,18 @@ def test_repaired_document_number_is_read_again_before_referral(kiosk):
     # Presented three times with the same misprint: the policy refers it.
     outcome = serve(kiosk, replace(misread, document_presentations=3))
     assert outcome.decision == "REFER" and "DOCUMENT_NUMBER_UNCONFIRMED" in outcome.reasons
+
+
+def test_fingerprint_required_by_policy_is_checked(kiosk):
+    from dataclasses import replace
+
+    from kiosk.reference import Dataset, PolicyRules
+
+    traveller = traveller_of("citizen", seed=12, today=kiosk.clock.now().date())
+    seed_reference(kiosk, [traveller])
+    policy = PolicyRules(fingerprint_required="always").model_dump(mode="json")
+    kiosk.store.apply_dataset(Dataset.POLICY, "fp-" + canonical_sha256(policy)[:12], policy)
+    outcome = serve(kiosk, traveller)
+    assert outcome.decision == "OPEN" and "fingerprint" in outcome.path
+    wrong_finger = serve(kiosk, replace(traveller, finger_id=traveller.finger_id + 1))
+    assert wrong_finger.decision == "REFER" and wrong_finger.reasons == ("FINGERPRINT_MISMATCH",)

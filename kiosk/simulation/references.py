@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from drivers.interfaces import DocumentRead
 from drivers.simulated.lane import SimulatedLane, fingerprint_template
 from kiosk.documents.mrz import Mrz
@@ -10,17 +12,24 @@ from models.matching import ReferencePortrait
 
 
 class SimulatedReferences:
-    def __init__(self, lane: SimulatedLane) -> None:
+    def __init__(
+        self, lane: SimulatedLane, template_for: Callable[[int], bytes] = fingerprint_template
+    ) -> None:
         self.lane = lane
+        self.template_for = template_for
 
-    def _traveller(self, read: DocumentRead) -> SimulatedTraveller | None:
+    def _traveller(self, read: DocumentRead, mrz: Mrz) -> SimulatedTraveller | None:
         traveller = self.lane.traveller
-        if traveller is None or read.meta.get("traveller") != traveller.id:
+        if traveller is None:
             return None
-        return traveller
+        # In-process readers tag the read; a reader on the wire only delivers the MRZ itself.
+        tagged = read.meta.get("traveller")
+        if tagged is not None:
+            return traveller if tagged == traveller.id else None
+        return traveller if mrz.document_number == traveller.document_number else None
 
     def portrait(self, read: DocumentRead, mrz: Mrz) -> ReferencePortrait | None:
-        traveller = self._traveller(read)
+        traveller = self._traveller(read, mrz)
         if traveller is None:
             return None
         return ReferencePortrait(
@@ -28,5 +37,5 @@ class SimulatedReferences:
         )
 
     def fingerprint_template(self, read: DocumentRead, mrz: Mrz) -> bytes | None:
-        traveller = self._traveller(read)
-        return None if traveller is None else fingerprint_template(traveller.enrolled_finger_id)
+        traveller = self._traveller(read, mrz)
+        return None if traveller is None else self.template_for(traveller.enrolled_finger_id)
