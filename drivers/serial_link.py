@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 # After this many failed reopen attempts in a row the device counts as failed, not just degraded.
 FAILED_AFTER_ATTEMPTS = 3
+# pyserial lets termios.error (not an OSError) escape from flush() and reset_input_buffer() when
+# the device has vanished; it is the same fault as the others.
+_PORT_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 class SerialLink:
@@ -111,7 +115,7 @@ class SerialLink:
         try:
             port.write(data)
             port.flush()
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise self.drop(exc) from None
 
     def read(self, size: int) -> bytes:
@@ -135,7 +139,7 @@ class SerialLink:
         port = self.ensure_open()
         try:
             port.reset_input_buffer()
-        except (serial.SerialException, OSError) as exc:
+        except _PORT_ERRORS as exc:
             raise self.drop(exc) from None
 
     # --- internals ---------------------------------------------------------------------------------

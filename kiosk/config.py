@@ -66,7 +66,7 @@ class FaceSection(Section):
 
 
 class FingerprintPolicySection(Section):
-    threshold: int = Field(50, ge=0, le=1000)
+    # The match threshold belongs to the sensor (devices.fingerprint.options.threshold): one truth.
     max_attempts: int = Field(3, ge=1, le=10)
 
 

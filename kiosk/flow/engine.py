@@ -385,7 +385,7 @@ class LaneEngine:
                 continue
             acquired = True
             txn.fingerprint_score = result.score
-            if result.matched and result.score >= self.fingerprint.threshold:
+            if result.matched:
                 return replace(outcome, fingerprint_acquired=True, fingerprint_matched=True)
         return replace(outcome, fingerprint_acquired=acquired, fingerprint_matched=False)
 
