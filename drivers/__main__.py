@@ -1,10 +1,10 @@
 """Usage: ``python -m drivers``: device tooling for technicians and tests.
 
-  python -m drivers simulate docreader --link PATH ...     MRZ reader on a pty
-  python -m drivers simulate fingerprint --link PATH ...   ZhianTec R30x sensor on a pty
-  python -m drivers simulate modbus-io --link PATH ...     RS-485 Modbus RTU relay/IO module on a pty
-  python -m drivers simulate camera --source PATH ...      a camera playing an image, folder or video
-  python -m drivers discover                               attached USB devices and serial ports
+python -m drivers simulate docreader --link PATH ...     MRZ reader on a pty
+python -m drivers simulate fingerprint --link PATH ...   ZhianTec R30x sensor on a pty
+python -m drivers simulate modbus-io --link PATH ...     RS-485 Modbus RTU relay/IO module on a pty
+python -m drivers simulate camera --source PATH ...      a camera playing an image, folder or video
+python -m drivers discover                               attached USB devices and serial ports
 """
 
 from __future__ import annotations

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TypeVar
 
+from drivers.interfaces import Camera, Device, DocumentReader, FingerprintSensor, Gate
 from drivers.simulated.lane import (
     SimulatedCamera,
     SimulatedDocumentReader,
     SimulatedFingerprintSensor,
     SimulatedGate,
     SimulatedLane,
+    fingerprint_template,
 )
 from kiosk.clock import Clock, SimulatedClock
-from kiosk.config import Config
+from kiosk.config import Config, ConfigError, DeviceSection
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.simulation.references import SimulatedReferences
 from kiosk.store import Store
 from models.simulated import SimulatedFaceMatcher
+
+D = TypeVar("D", bound=Device)
 
 
 def kiosk_version() -> str:
@@ -29,10 +35,6 @@ def kiosk_version() -> str:
         return "0+unknown"
 
 
-class UnsupportedBackend(RuntimeError):
-    pass
-
-
 @dataclass
 class Kiosk:
     config: Config
@@ -40,7 +42,7 @@ class Kiosk:
     engine: LaneEngine
     hasher: IdentifierHasher
     clock: Clock
-    lane: SimulatedLane | None  # the simulated world, when the devices are simulated
+    lane: SimulatedLane  # the simulated world in front of the kiosk (travellers, portraits)
 
     def close(self) -> None:
         for device in self.engine.devices.all():
@@ -48,36 +50,102 @@ class Kiosk:
         self.store.close()
 
 
-def build_kiosk(config: Config, *, store_path: Path | None = None) -> Kiosk:
-    """Build the lane from ``config``. Raises StoreError, FleetKeyError or UnsupportedBackend."""
-    if not config.simulated:
-        # The wire-protocol drivers arrive with the drivers issue; refuse rather than pretend.
-        raise UnsupportedBackend("only the simulated device backends are available in this build")
+def _real(key: str, section: DeviceSection, build: Callable[[], D]) -> D:
+    try:
+        return build()
+    except ConfigError:
+        raise
+    except ValueError as exc:  # drivers name the bad option; say which device it belongs to
+        raise ConfigError(f"devices.{key} ({section.backend}): {exc}") from None
+
+
+def build_devices(config: Config, lane: SimulatedLane) -> Devices:
+    """Each device from its section: "simulated" is the in-process world, anything else real code
+    (on real hardware, or on a wire-protocol simulator behind a pty)."""
+    from drivers import camera, docreader, fingerprint, gate
+
+    sections = config.devices
+    opened: list[Device] = []
+
+    def keep(device: D) -> D:
+        opened.append(device)
+        return device
+
+    try:
+        reader: DocumentReader = keep(
+            SimulatedDocumentReader(lane)
+            if sections.document_reader.backend == "simulated"
+            else _real(
+                "document_reader", sections.document_reader, lambda: docreader.build(sections.document_reader)
+            )
+        )
+        # A "simulated" camera with a source plays files through the real watchdog; without one it is
+        # the in-process lane camera whose frames name the simulated traveller.
+        lane_camera = sections.camera.backend == "simulated" and not sections.camera.options.get("source")
+        cam: Camera = keep(
+            SimulatedCamera(lane)
+            if lane_camera
+            else _real(
+                "camera", sections.camera, lambda: camera.build(sections.camera, base_dir=config.base_dir)
+            )
+        )
+        sensor: FingerprintSensor = keep(
+            SimulatedFingerprintSensor(lane)
+            if sections.fingerprint.backend == "simulated"
+            else _real("fingerprint", sections.fingerprint, lambda: fingerprint.build(sections.fingerprint))
+        )
+        lane_gate: Gate = keep(
+            SimulatedGate(lane)
+            if sections.gate.backend == "simulated"
+            else _real("gate", sections.gate, lambda: gate.build(sections.gate))
+        )
+    except BaseException:
+        for device in opened:
+            device.close()
+        raise
+    return Devices(document_reader=reader, camera=cam, fingerprint=sensor, gate=lane_gate)
+
+
+def build_kiosk(
+    config: Config,
+    *,
+    store_path: Path | None = None,
+    lane: SimulatedLane | None = None,
+    fingerprint_templates: Callable[[int], bytes] = fingerprint_template,
+    simulated_travellers: bool = True,
+) -> Kiosk:
+    """Build the lane from ``config``. Raises ConfigError, StoreError or FleetKeyError.
+
+    Travellers are simulated in this build (the reference portrait and finger come from the
+    simulated traveller); the devices may be in-process simulations or real drivers — on real
+    hardware or on their wire-protocol simulators.
+    """
+    if not simulated_travellers:
+        raise ConfigError(
+            "serving real travellers needs a reference-portrait source (the ePassport chip), "
+            "which this build does not have yet"
+        )
     # The data directory is the kiosk's own; an explicitly placed database must already have its home.
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(store_path or config.store_path)
     try:
-        key = load_fleet_key(config.fleet_key_path, create=config.simulated)
-        clock = SimulatedClock()
-        lane = SimulatedLane(clock, config.simulation.device_delay_s)
-        devices = Devices(
-            document_reader=SimulatedDocumentReader(lane),
-            camera=SimulatedCamera(lane),
-            fingerprint=SimulatedFingerprintSensor(lane),
-            gate=SimulatedGate(lane),
-        )
+        key = load_fleet_key(config.fleet_key_path, create=simulated_travellers)
+        if lane is None:
+            lane = SimulatedLane(SimulatedClock(), config.simulation.device_delay_s)
+        devices = build_devices(config, lane)
         matcher = SimulatedFaceMatcher(config.face.threshold)
         hasher = IdentifierHasher(key)
         engine = LaneEngine(
             devices=devices,
             matcher=matcher,
-            references=SimulatedReferences(lane),
+            references=SimulatedReferences(lane, fingerprint_templates),
             store=store,
             hasher=hasher,
-            clock=clock,
+            clock=lane.clock,
             flow=config.flow,
             face=config.face,
             fingerprint=config.fingerprint,
+            doors=config.doors,
             versions={
                 "kiosk": kiosk_version(),
                 "config": config.version(),
@@ -88,4 +156,4 @@ def build_kiosk(config: Config, *, store_path: Path | None = None) -> Kiosk:
     except BaseException:
         store.close()
         raise
-    return Kiosk(config=config, store=store, engine=engine, hasher=hasher, clock=clock, lane=lane)
+    return Kiosk(config=config, store=store, engine=engine, hasher=hasher, clock=lane.clock, lane=lane)

@@ -83,6 +83,14 @@ class FlowSection(Section):
     passage_settle_s: float = Field(1.0, ge=0, le=30)
 
 
+class DoorsSection(Section):
+    """Backstops for a stalled lane: alarms (and a relock once the lane is empty) past these."""
+
+    entry_unlocked_max_s: PositiveSeconds = 30.0
+    exit_unlocked_max_s: PositiveSeconds = 60.0
+    door_open_max_s: PositiveSeconds = 30.0
+
+
 class SimulationSection(Section):
     seed: int = 1
     # Extra simulated time each device takes (seconds), to rehearse realistic lane timing.
@@ -97,6 +105,7 @@ class Config(Section):
     face: FaceSection = FaceSection()
     fingerprint: FingerprintPolicySection = FingerprintPolicySection()
     flow: FlowSection = FlowSection()
+    doors: DoorsSection = DoorsSection()
     simulation: SimulationSection = SimulationSection()
 
     # Not part of the file: where it came from, so relative paths resolve against it.

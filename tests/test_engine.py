@@ -96,6 +96,9 @@ def test_tailgating_sends_people_back_and_alerts(kiosk):
     seed_reference(kiosk, [traveller])
     outcome = serve(kiosk, traveller)
     assert outcome.decision == "REFER" and outcome.reasons == ("TAILGATING",)
+    alerts = [json.loads(e.payload) for e in kiosk.store.pending_events(100) if e.type == "alert"]
+    assert [a["alert"] for a in alerts] == ["tailgating"]
+    assert alerts[0]["transaction_id"] == outcome.transaction_id
     assert not kiosk.engine.devices.gate.exit_unlocked()
     assert not kiosk.engine.devices.gate.lane_occupied()
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from drivers.door_controller import DoorController, InterlockError
+from drivers.door_controller import DoorAlarm, DoorController, DoorTimings, InterlockError
 from drivers.interfaces import (
     Camera,
     DeviceError,
@@ -30,7 +30,7 @@ from drivers.interfaces import (
 )
 from kiosk.biometric_references import BiometricReferenceProvider
 from kiosk.clock import Clock
-from kiosk.config import FaceSection, FingerprintPolicySection, FlowSection
+from kiosk.config import DoorsSection, FaceSection, FingerprintPolicySection, FlowSection
 from kiosk.documents.mrz import Mrz, NotAnMrz, parse_mrz
 from kiosk.flow.states import TERMINAL, State, check_transition
 from kiosk.policy import (
@@ -133,11 +133,21 @@ class LaneEngine:
         flow: FlowSection,
         face: FaceSection,
         fingerprint: FingerprintPolicySection,
+        doors: DoorsSection,
         versions: Mapping[str, str],
         training: bool = False,
     ) -> None:
         self.devices = devices
-        self.doors = DoorController(devices.gate)
+        self.doors = DoorController(
+            devices.gate,
+            DoorTimings(
+                entry_unlocked_max_s=doors.entry_unlocked_max_s,
+                exit_unlocked_max_s=doors.exit_unlocked_max_s,
+                door_open_max_s=doors.door_open_max_s,
+            ),
+            monotonic=clock.monotonic,
+        )
+        self.doors.subscribe(self._door_alarm)
         self.matcher = matcher
         self.references = references
         self.store = store
@@ -223,6 +233,7 @@ class LaneEngine:
             self._emit("service", {"in_service": True})
         self._cancel.clear()
         self.doors.secure()
+        self._drain_lane_events()
         if self.devices.gate.lane_occupied():
             return None  # someone is still in the lane; the exit stays free until it clears
         try:
@@ -424,8 +435,7 @@ class LaneEngine:
     def _lane_incident(self, txn: _Transaction, event: LaneEvent) -> tuple[str, list[Reason]]:
         """Tailgating, a forced door or an emergency release during passage."""
         if event is LaneEvent.TAILGATING:
-            self._alert("tailgating", {})
-            # Send them back the way they came: exit stays locked, entry opens for retreat.
+            # The door controller has raised the alarm. Send them back the way they came: exit stays locked, entry opens for retreat.
             self.doors.open_entry()
             self._next_lane_event(self.flow.passage_timeout_s)
             self.doors.close_entry()
@@ -439,11 +449,16 @@ class LaneEngine:
         return "ABANDONED", [Reason.WALKED_AWAY]
 
     def _next_lane_event(self, timeout_s: float) -> LaneEvent | None:
-        event = self._wait(self.devices.gate.wait_event, timeout_s, cancellable=False)
-        if event is LaneEvent.EMERGENCY_RELEASE:
-            self.doors.fail_safe()
-            self._alert("emergency_release", {})
-        return event
+        """The next lane event; the door controller supervises the doors and raises alarms meanwhile."""
+        return self._wait(self.doors.wait_event, timeout_s, cancellable=False)
+
+    def _drain_lane_events(self) -> None:
+        """Between travellers nobody waits on the lane: let the controller see (and alarm on) it."""
+        while self.doors.wait_event(0) is not None:
+            pass
+
+    def _door_alarm(self, alarm: DoorAlarm) -> None:
+        self._alert(str(alarm.kind), {"door": str(alarm.door) if alarm.door else None, "detail": alarm.detail})
 
     # --- plumbing ---------------------------------------------------------------------------------
 
