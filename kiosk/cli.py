@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--travellers", type=int, default=100, help="how many simulated travellers")
     run.add_argument("--seed", type=int, help="population seed (default: simulation.seed from config)")
     run.add_argument("--db", type=Path, help="database file (default: from config)")
+    run.add_argument(
+        "--wire",
+        action="store_true",
+        help="put the document reader, fingerprint sensor and gate IO on their wire-protocol simulators "
+        "behind ptys, so every transaction runs through the real driver code",
+    )
     run.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
     sub.add_parser("mrz", help="parse the MRZ lines on stdin and print one JSON object")
@@ -76,7 +82,10 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE_INPUT
     seed = config.simulation.seed if args.seed is None else args.seed
     try:
-        summary = run_population(config, args.travellers, seed, args.db)
+        summary = run_population(config, args.travellers, seed, args.db, wire=args.wire)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE_INPUT
     except Exception as exc:  # every start-up failure ends closed and explained, never in a crash loop
         return _cannot_serve(exc)
     print(json.dumps(summary, sort_keys=False))

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from drivers.interfaces import DeviceError, HealthState
+from drivers.simulated.lane import SimulatedLane, fingerprint_template
 from kiosk.app import Kiosk, build_kiosk
+from kiosk.clock import SimulatedClock
 from kiosk.config import Config
 from kiosk.flow.engine import FlowEvent, TransactionOutcome
 from kiosk.flow.states import State
+from kiosk.reference import Dataset, PolicyRules
 from kiosk.simulation.population import SimulatedTraveller, population, reference_datasets
+from kiosk.simulation.wire import WireRig
 from kiosk.store import canonical_sha256
 
 IDLE_TIMEOUT_S = 1.0
+DEVICE_CONNECT_TIMEOUT_S = 10.0
 # Stages the software runs without waiting for a person; what the bench measures.
 DECISION_STAGES = (
     "document_read",
@@ -71,39 +79,84 @@ class _WallTimer:
             self._last = (str(state), now)
 
 
-def _prepare(
-    config: Config, count: int, seed: int, db: Path | None
-) -> tuple[Kiosk, list[SimulatedTraveller]]:
-    kiosk = build_kiosk(config, store_path=db)
-    kiosk.engine.start()
-    today = kiosk.clock.now().date()
-    travellers = population(seed, count, today)
-    for name, records in reference_datasets(travellers, kiosk.hasher, today).items():
-        # A version names its content: the same population on another day is another version.
-        kiosk.store.apply_dataset(name, f"sim-{canonical_sha256(records)[:16]}", records)
-    return kiosk, travellers
+class Stage(Protocol):
+    """Where simulated travellers appear: the in-process lane, or the wire rig around it."""
+
+    def arrive(self, traveller: SimulatedTraveller) -> None: ...
+
+    def leave(self) -> None: ...
 
 
-def _serve_all(kiosk: Kiosk, travellers: list[SimulatedTraveller]) -> list[tuple[SimulatedTraveller, Any]]:
-    assert kiosk.lane is not None
+@contextmanager
+def simulated_kiosk(
+    config: Config, count: int, seed: int, db: Path | None, *, wire: bool = False
+) -> Iterator[tuple[Kiosk, Stage, list[SimulatedTraveller]]]:
+    """A kiosk with its reference data seeded for a population, on in-process or wire devices."""
+    lane = SimulatedLane(SimulatedClock(), config.simulation.device_delay_s)
+    with ExitStack() as stack:
+        stage: Stage = lane
+        templates = fingerprint_template
+        policy = PolicyRules()
+        if wire:
+            rig = WireRig(
+                lane, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gerbang-wire-")))
+            )
+            stack.callback(rig.stop)
+            rig.start()
+            config = rig.configure(config)
+            stage, templates = rig, rig.template_for
+            # Ask for fingerprints too, so the sensor's protocol is part of every transaction.
+            policy = PolicyRules(fingerprint_required="always")
+        kiosk = build_kiosk(config, store_path=db, lane=lane, fingerprint_templates=templates)
+        stack.callback(kiosk.close)
+        kiosk.engine.start()
+        if wire:
+            _wait_until_connected(kiosk, DEVICE_CONNECT_TIMEOUT_S)
+        today = kiosk.clock.now().date()
+        travellers = population(seed, count, today)
+        datasets = reference_datasets(travellers, kiosk.hasher, today)
+        datasets[Dataset.POLICY] = policy.model_dump(mode="json")
+        for name, records in datasets.items():
+            # A version names its content: the same population on another day is another version.
+            kiosk.store.apply_dataset(name, f"sim-{canonical_sha256(records)[:16]}", records)
+        yield kiosk, stage, travellers
+
+
+def _wait_until_connected(kiosk: Kiosk, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        waiting = [d.name for d in kiosk.engine.devices.all() if d.health().state is not HealthState.OK]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise DeviceError(", ".join(waiting), "did not connect")
+        time.sleep(0.02)
+
+
+def _serve_all(
+    kiosk: Kiosk, stage: Stage, travellers: list[SimulatedTraveller]
+) -> list[tuple[SimulatedTraveller, TransactionOutcome | None]]:
     results = []
     for traveller in travellers:
-        kiosk.lane.arrive(traveller)
-        outcome: TransactionOutcome | None = kiosk.engine.run_once(IDLE_TIMEOUT_S)
-        kiosk.lane.leave()
+        stage.arrive(traveller)
+        try:
+            outcome = kiosk.engine.run_once(IDLE_TIMEOUT_S)
+        finally:
+            stage.leave()
         results.append((traveller, outcome))
     return results
 
 
-def run_population(config: Config, count: int, seed: int, db: Path | None = None) -> dict[str, Any]:
+def run_population(
+    config: Config, count: int, seed: int, db: Path | None = None, *, wire: bool = False
+) -> dict[str, Any]:
     """Serve ``count`` simulated travellers; the summary of the headless-run contract."""
-    kiosk, travellers = _prepare(config, count, seed, db)
-    try:
-        results = _serve_all(kiosk, travellers)
-        gate = kiosk.engine.devices.gate
-        interlock = getattr(gate, "interlock_violations", 0)
-    finally:
-        kiosk.close()
+    with simulated_kiosk(config, count, seed, db, wire=wire) as (kiosk, stage, travellers):
+        results = _serve_all(kiosk, stage, travellers)
+        # Counted where the doors are: the simulated gate, or the relays of the wire rig.
+        interlock = getattr(
+            stage, "interlock_violations", getattr(kiosk.engine.devices.gate, "interlock_violations", 0)
+        )
     decisions: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     stages: dict[str, list[float]] = defaultdict(list)
@@ -133,15 +186,12 @@ def run_population(config: Config, count: int, seed: int, db: Path | None = None
 
 def bench(config: Config, count: int = 1000, seed: int = 1) -> dict[str, Any]:
     """Software latency per stage with zero device delay (wall-clock, not simulated, time)."""
-    kiosk, travellers = _prepare(config, count, seed, None)
-    timer = _WallTimer()
-    kiosk.engine.subscribe(timer)
-    started = time.perf_counter()
-    try:
-        _serve_all(kiosk, travellers)
-    finally:
-        kiosk.close()
-    elapsed = time.perf_counter() - started
+    with simulated_kiosk(config, count, seed, None) as (kiosk, stage, travellers):
+        timer = _WallTimer()
+        kiosk.engine.subscribe(timer)
+        started = time.perf_counter()
+        _serve_all(kiosk, stage, travellers)
+        elapsed = time.perf_counter() - started
     return {
         "travellers": count,
         "wall_s": round(elapsed, 3),

@@ -25,6 +25,7 @@ from drivers.interfaces import (
     FingerprintResult,
     FingerprintSensor,
     Gate,
+    HealthState,
     LaneEvent,
     Signal,
 )
@@ -204,10 +205,15 @@ class LaneEngine:
         return aborted
 
     def check_service(self) -> str | None:
-        """Why the lane cannot serve travellers now, or ``None`` when it can."""
+        """Why the lane cannot serve travellers now, or ``None`` when it can.
+
+        Out of service, every device must be fully healthy before the lane reopens; in service, a
+        degraded device (e.g. one reporting noise) may go on serving.
+        """
+        strict = self._state is State.OUT_OF_SERVICE
         for device in self.devices.all():
             health = device.health()
-            if not health.usable:
+            if not health.usable or (strict and health.state is not HealthState.OK):
                 return f"{device.name}: {health.reason or health.state}"
         if self.matcher is None:
             return "face model unavailable"
@@ -435,7 +441,8 @@ class LaneEngine:
     def _lane_incident(self, txn: _Transaction, event: LaneEvent) -> tuple[str, list[Reason]]:
         """Tailgating, a forced door or an emergency release during passage."""
         if event is LaneEvent.TAILGATING:
-            # The door controller has raised the alarm. Send them back the way they came: exit stays locked, entry opens for retreat.
+            # The door controller has raised the alarm. Send them back the way they came: the exit
+            # stays locked, the entry opens for the retreat.
             self.doors.open_entry()
             self._next_lane_event(self.flow.passage_timeout_s)
             self.doors.close_entry()
@@ -458,7 +465,9 @@ class LaneEngine:
             pass
 
     def _door_alarm(self, alarm: DoorAlarm) -> None:
-        self._alert(str(alarm.kind), {"door": str(alarm.door) if alarm.door else None, "detail": alarm.detail})
+        self._alert(
+            str(alarm.kind), {"door": str(alarm.door) if alarm.door else None, "detail": alarm.detail}
+        )
 
     # --- plumbing ---------------------------------------------------------------------------------
 
