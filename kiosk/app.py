@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -21,11 +22,14 @@ from kiosk.clock import Clock, SimulatedClock
 from kiosk.config import Config, ConfigError, DeviceSection
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.privacy import IdentifierHasher, load_fleet_key
+from kiosk.simulation.population import FaceImages
 from kiosk.simulation.references import SimulatedReferences
 from kiosk.store import Store
+from models.matching import FaceMatcher, ModelUnavailable
 from models.simulated import SimulatedFaceMatcher
 
 D = TypeVar("D", bound=Device)
+log = logging.getLogger(__name__)
 
 
 def kiosk_version() -> str:
@@ -59,9 +63,17 @@ def _real(key: str, section: DeviceSection, build: Callable[[], D]) -> D:
         raise ConfigError(f"devices.{key} ({section.backend}): {exc}") from None
 
 
-def build_devices(config: Config, lane: SimulatedLane) -> Devices:
+def _lane_camera(config: Config) -> bool:
+    """A "simulated" camera with a source plays files through the real watchdog; without one it is
+    the in-process lane camera whose frames name the simulated traveller."""
+    camera = config.devices.camera
+    return camera.backend == "simulated" and not camera.options.get("source")
+
+
+def build_devices(config: Config, lane: SimulatedLane, faces: FaceImages | None = None) -> Devices:
     """Each device from its section: "simulated" is the in-process world, anything else real code
-    (on real hardware, or on a wire-protocol simulator behind a pty)."""
+    (on real hardware, or on a wire-protocol simulator behind a pty). With ``faces`` the in-process
+    camera shows the travellers' real faces."""
     from drivers import camera, docreader, fingerprint, gate
 
     sections = config.devices
@@ -79,12 +91,9 @@ def build_devices(config: Config, lane: SimulatedLane) -> Devices:
                 "document_reader", sections.document_reader, lambda: docreader.build(sections.document_reader)
             )
         )
-        # A "simulated" camera with a source plays files through the real watchdog; without one it is
-        # the in-process lane camera whose frames name the simulated traveller.
-        lane_camera = sections.camera.backend == "simulated" and not sections.camera.options.get("source")
         cam: Camera = keep(
-            SimulatedCamera(lane)
-            if lane_camera
+            SimulatedCamera(lane, faces)
+            if _lane_camera(config)
             else _real(
                 "camera", sections.camera, lambda: camera.build(sections.camera, base_dir=config.base_dir)
             )
@@ -106,6 +115,48 @@ def build_devices(config: Config, lane: SimulatedLane) -> Devices:
     return Devices(document_reader=reader, camera=cam, fingerprint=sensor, gate=lane_gate)
 
 
+def _face_images(config: Config) -> FaceImages | None:
+    folder = config.simulation.face_images
+    if folder is None:
+        return None
+    try:
+        return FaceImages(Config._resolve(config.base_dir, folder), config.simulation.seed)
+    except ValueError as exc:
+        raise ConfigError(f"simulation.face_images: {exc}") from None
+
+
+def build_face_matcher(config: Config) -> FaceMatcher | None:
+    """The configured face matcher, or ``None`` when the ONNX models cannot be used: the engine then
+    keeps the lane out of service ("face model unavailable"), and the reason is logged here."""
+    face = config.face
+    if face.backend == "simulated":
+        return SimulatedFaceMatcher(face.threshold)
+    # Imported here: onnxruntime loads only on a kiosk that matches real faces.
+    from models.build import default_out_dir
+    from models.onnx_matcher import OnnxFaceMatcher
+    from models.pipeline import PipelineSettings
+
+    try:
+        settings = PipelineSettings(
+            detect_min_face_px=face.detect_min_face_px,
+            detect_max_face_px=face.detect_max_face_px,
+            rival_area_ratio=face.rival_area_ratio,
+            flip_augment=face.flip_augment,
+            precision=face.precision,
+            operating_point=face.operating_point,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"face: {exc}") from None
+    model_dir = default_out_dir()
+    if face.model_dir is not None:
+        model_dir = Config._resolve(config.base_dir, face.model_dir)
+    try:
+        return OnnxFaceMatcher(model_dir, threads=face.threads, settings=settings)
+    except ModelUnavailable as exc:
+        log.error("face model unavailable: %s", exc)
+        return None
+
+
 def build_kiosk(
     config: Config,
     *,
@@ -125,6 +176,12 @@ def build_kiosk(
             "serving real travellers needs a reference-portrait source (the ePassport chip), "
             "which this build does not have yet"
         )
+    faces = _face_images(config)
+    if config.face.backend == "onnx" and faces is None and _lane_camera(config):
+        raise ConfigError(
+            "face.backend = 'onnx' needs faces to look at: set simulation.face_images (or a camera source)"
+        )
+    matcher = build_face_matcher(config)
     # The data directory is the kiosk's own; an explicitly placed database must already have its home.
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(store_path or config.store_path)
@@ -132,13 +189,12 @@ def build_kiosk(
         key = load_fleet_key(config.fleet_key_path, create=simulated_travellers)
         if lane is None:
             lane = SimulatedLane(SimulatedClock(), config.simulation.device_delay_s)
-        devices = build_devices(config, lane)
-        matcher = SimulatedFaceMatcher(config.face.threshold)
+        devices = build_devices(config, lane, faces)
         hasher = IdentifierHasher(key)
         engine = LaneEngine(
             devices=devices,
             matcher=matcher,
-            references=SimulatedReferences(lane, fingerprint_templates),
+            references=SimulatedReferences(lane, fingerprint_templates, faces),
             store=store,
             hasher=hasher,
             clock=lane.clock,
@@ -149,7 +205,7 @@ def build_kiosk(
             versions={
                 "kiosk": kiosk_version(),
                 "config": config.version(),
-                "model": matcher.model_version,
+                "model": matcher.model_version if matcher is not None else "unavailable",
             },
             training=config.kiosk.training,
         )

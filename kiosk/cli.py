@@ -1,4 +1,5 @@
-"""``python -m kiosk``: run the lane, check configuration, read an MRZ, benchmark.
+"""``python -m kiosk``: run the lane (touchscreen or headless), check configuration, read an MRZ,
+benchmark, render the screens.
 
 Exit codes: 0 ok; 1 a check failed (MRZ); 2 unusable input (bad config, not an MRZ, bad usage);
 3 the kiosk cannot serve (store, keys, devices) — it stays closed and says why.
@@ -38,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
 
+    shots = sub.add_parser("screenshots", help="render every screen, language and layout to PNG (offscreen)")
+    shots.add_argument("--out", type=Path, required=True, help="folder for <screen>-<lang>-<layout>.png")
+    shots.add_argument("--config", type=Path, help="TOML configuration file")
+    shots.add_argument("--layout", action="append", help="portrait, landscape or pi7 (default: all)")
+    shots.add_argument("--language", action="append", help="id, en or zh_CN (default: all)")
+    shots.add_argument("--screen", action="append", help="only these screens (default: all)")
+
     sub.add_parser("mrz", help="parse the MRZ lines on stdin and print one JSON object")
 
     config = sub.add_parser("config", help="check or show configuration")
@@ -72,8 +80,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     if not args.headless:
-        print("the touchscreen UI is not part of this build yet; use --headless --simulate", file=sys.stderr)
-        return EXIT_UNUSABLE_INPUT
+        return _run_ui(args, config)
     if not args.simulate:
         print("a headless run needs --simulate (simulated travellers)", file=sys.stderr)
         return EXIT_UNUSABLE_INPUT
@@ -89,6 +96,47 @@ def _run(args: argparse.Namespace) -> int:
     except Exception as exc:  # every start-up failure ends closed and explained, never in a crash loop
         return _cannot_serve(exc)
     print(json.dumps(summary, sort_keys=False))
+    return 0
+
+
+def _run_ui(args: argparse.Namespace, config: Config) -> int:
+    from kiosk.ui import launch
+
+    if args.simulate:
+        config = launch.simulated_config(config)
+    seed = config.simulation.seed if args.seed is None else args.seed
+    try:
+        return launch.run(config, db=args.db, seed=seed)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE_INPUT
+    except Exception as exc:  # every start-up failure ends closed and explained, never in a crash loop
+        return _cannot_serve(exc)
+
+
+def _screenshots(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from kiosk.ui.languages import LANGUAGES
+    from kiosk.ui.screenshots import LAYOUTS, render
+
+    config = _load(args.config)
+    layouts = tuple(args.layout or LAYOUTS)
+    languages = tuple(args.language or LANGUAGES)
+    unknown = [x for x in layouts if x not in LAYOUTS] + [x for x in languages if x not in LANGUAGES]
+    if unknown:
+        print(f"unknown layout or language: {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_UNUSABLE_INPUT
+    if len(layouts) > 1:  # a window per layout: one process each
+        common = [sys.executable, "-m", "kiosk", "screenshots", "--out", str(args.out)]
+        common += ["--config", str(args.config)] if args.config else []
+        common += [f"--language={x}" for x in languages] + [f"--screen={x}" for x in args.screen or ()]
+        for layout in layouts:
+            if subprocess.run([*common, f"--layout={layout}"], check=False).returncode != 0:
+                return EXIT_CANNOT_SERVE
+        return 0
+    written = render(config, args.out, layouts[0], languages=languages, only=tuple(args.screen or ()))
+    print(f"{len(written)} screenshots in {args.out}")
     return 0
 
 
@@ -131,4 +179,6 @@ def main(argv: list[str] | None = None) -> int:
         return _config(args)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "screenshots":
+        return _screenshots(args)
     return _run(args)

@@ -63,6 +63,26 @@ class FaceSection(Section):
     # simulated matcher; the ONNX pipeline reads its calibrated operating point from its manifest.
     threshold: float = Field(0.6, ge=0.0, le=1.0)
     max_attempts: int = Field(3, ge=1, le=10)
+    # The "onnx" pipeline. Models as `python -m models build` writes them; a relative path resolves
+    # against the config file; unset, the build's own output directory (<repo>/var/models).
+    model_dir: Path | None = None
+    threads: int = Field(2, ge=1, le=8)  # onnxruntime threads per model
+    # Which calibrated operating point of the ResNet manifest decides: the target false-match rate.
+    operating_point: str = Field("fmr_1e-3", pattern=r"^fmr_[0-9]e-[0-9]+$")
+    # Detector box sizes (px) searched in camera frames: the detector's 80 px window up to the frame
+    # height. Wider than the face sizes the capture accepts, so that a traveller too far away or too
+    # close is told to move rather than not seen.
+    detect_min_face_px: float = Field(80.0, ge=20, le=2000)
+    detect_max_face_px: float = Field(480.0, ge=40, le=4000)
+    # A second face at least this fraction of the traveller's (by area) means "one person at a time".
+    rival_area_ratio: float = Field(0.6, gt=0, le=1)
+    # Describe the chip and its mirror image and average the two: steadier scores for twice the
+    # descriptor time. The calibrated thresholds hold only for the setting they were calibrated with.
+    flip_augment: bool = True
+    # The descriptor ResNet: "int8" is its quantized copy (`python -m models quantize`), faster on a Pi
+    # and calibrated separately; "fp32" the converted model itself. int8 is the default because its
+    # FNMR at FMR 1e-3 is within 0.2 percentage points of fp32's (models/calibration).
+    precision: Literal["fp32", "int8"] = "int8"
 
 
 class FingerprintPolicySection(Section):
@@ -95,6 +115,41 @@ class SimulationSection(Section):
     seed: int = 1
     # Extra simulated time each device takes (seconds), to rehearse realistic lane timing.
     device_delay_s: float = Field(0.0, ge=0, le=30)
+    # Real face photos laid out like LFW (<Person>/<Person>_NNNN.jpg): each simulated traveller then
+    # has a real face, the document portrait and the camera showing two photos of one person (an
+    # impostor's camera another person). Relative to the config file. Unset: faces are simulated.
+    face_images: Path | None = None
+
+
+class UiSection(Section):
+    """The touchscreen: display geometry, languages, timings and the maintenance PIN."""
+
+    # Physical pixel density, for touch targets sized in millimetres (12 mm minimum).
+    dpi: float = Field(96.0, gt=0, le=1000)
+    # Display rotation in degrees; Kivy rotates the touch coordinates along with the picture.
+    rotation: Literal[0, 90, 180, 270] = 0
+    fullscreen: bool = True
+    # Window size when not fullscreen (a desk test, or the offscreen renderer), in pixels.
+    window_size: tuple[Annotated[int, Field(ge=320, le=8192)], Annotated[int, Field(ge=240, le=8192)]] = (
+        1080,
+        1920,
+    )
+    language: Literal["id", "en", "zh_CN"] = "id"  # the language each traveller starts in
+    spoken_prompts: bool = False
+    # sha256 of the maintenance PIN (hex). Unset: maintenance mode only opens on a simulated kiosk.
+    maintenance_pin_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    maintenance_max_failures: int = Field(5, ge=1, le=20)
+    maintenance_lockout_min: float = Field(5.0, gt=0, le=1440)
+    # Seconds without a touch before "are you still there?", then its countdown before the reset.
+    inactivity_s: PositiveSeconds = 30.0
+    inactivity_countdown_s: PositiveSeconds = 10.0
+    feedback_s: PositiveSeconds = 12.0  # the after-passage rating dismisses itself
+    go_hold_s: PositiveSeconds = 4.0  # least time "go ahead" stays up, while the lane is free
+    officer_hold_s: PositiveSeconds = 12.0
+    help_hold_s: PositiveSeconds = 20.0
+    # Pace of the in-process simulated devices in the UI, so that a person can follow the flow.
+    simulated_device_delay_s: float = Field(1.0, ge=0, le=30)
+    simulation_panel: bool = True  # the traveller injector beside a simulated lane
 
 
 class Config(Section):
@@ -107,6 +162,7 @@ class Config(Section):
     flow: FlowSection = FlowSection()
     doors: DoorsSection = DoorsSection()
     simulation: SimulationSection = SimulationSection()
+    ui: UiSection = UiSection()
 
     # Not part of the file: where it came from, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)

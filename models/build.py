@@ -9,6 +9,7 @@ and converter version. Build-time only (needs the ``onnx`` package and the model
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import os
 import tempfile
@@ -243,6 +244,23 @@ def all_current(out_dir: Path) -> bool:
     return True
 
 
+def _calibrated(name: str, model_sha256: str) -> dict:
+    """The committed calibration's operating points, when they were measured on these very bytes."""
+    from models.evaluation import operating_points_for
+
+    points = operating_points_for(name)
+    return points if points.get("calibrated_model_sha256") == model_sha256 else {}
+
+
+def _refresh_operating_points(path: Path) -> None:
+    """A new calibration changes only the manifest, not the (deterministic) model bytes."""
+    manifest = mf.read_manifest(mf.manifest_path_for(path))
+    points = _calibrated(manifest.name, manifest.sha256)
+    if points != manifest.operating_points:
+        updated = dataclasses.replace(manifest, operating_points=points)
+        _write_atomic(mf.manifest_path_for(path), updated.to_json().encode("utf-8"))
+
+
 def build_one(name: str, out_dir: Path, source: SourcePackage, force: bool = False) -> BuildResult:
     started = time.perf_counter()
     fmt, convert = _CONVERTERS[name]
@@ -260,6 +278,7 @@ def build_one(name: str, out_dir: Path, source: SourcePackage, force: bool = Fal
     converter = _converter_info()
     path = model_path(out_dir, name)
     if not force and _is_current(out_dir, name, source_sha, converter):
+        _refresh_operating_points(path)
         return BuildResult(name, path, "cached", time.perf_counter() - started, path.stat().st_size)
     data, inputs, outputs = convert(dat)
     manifest = mf.Manifest(
@@ -275,7 +294,7 @@ def build_one(name: str, out_dir: Path, source: SourcePackage, force: bool = Fal
         input=inputs,
         output=outputs,
         converter=converter,
-        operating_points={},
+        operating_points=_calibrated(name, mf.sha256_bytes(data)),
     )
     _write_atomic(path, data)
     _write_atomic(mf.manifest_path_for(path), manifest.to_json().encode("utf-8"))

@@ -72,6 +72,14 @@ class FaceMatcher(Protocol):
         """Compare an acquired face with the reference portrait (match stage)."""
         ...
 
+    def check_reference(self, reference: ReferencePortrait) -> str | None:
+        """Why ``reference`` cannot be matched against (no usable face), or ``None``."""
+        ...
+
+    def forget(self) -> None:
+        """Drop everything kept about the transaction's faces (called when it ends)."""
+        ...
+
 
 class ModelUnavailable(RuntimeError):
     """The model cannot be used (missing, unverified, corrupt): the kiosk must not match."""

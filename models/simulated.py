@@ -40,3 +40,9 @@ class SimulatedFaceMatcher:
         genuine = observation.handle == expected
         score = 0.72 + 0.25 * u if genuine else 0.05 + 0.4 * u
         return MatchResult(score=round(score, 4), matched=score >= self.threshold, threshold=self.threshold)
+
+    def check_reference(self, reference: ReferencePortrait) -> str | None:
+        return None if reference.meta.get("face_id") else "simulated portrait without a face"
+
+    def forget(self) -> None:
+        """Nothing to forget: the simulated matcher keeps no faces."""

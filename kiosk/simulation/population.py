@@ -3,14 +3,21 @@
 Every archetype a border post meets is here, each with the decision the lane must reach, so a run
 over the population checks the whole system. Names are synthetic; no real person is modelled.
 Dates are relative to the simulation's ``today``, so a seed gives the same decisions on any day.
+With :class:`FaceImages` the travellers also get real faces (photos of a face set such as LFW), so the
+real face pipeline can run on them; nothing about those photos' subjects is used beyond the images.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
+
+import cv2
+import numpy as np
 
 from kiosk.documents.mrz import MrzFormat, format_mrz
 from kiosk.privacy import IdentifierHasher
@@ -195,3 +202,64 @@ def reference_datasets(
         Dataset.EVISA: evisa,
         Dataset.WATCHLIST: watchlist,
     }
+
+
+class FaceImages:
+    """Real faces for simulated travellers, from a folder laid out like LFW: ``<Person>/<Person>_NNNN.jpg``.
+
+    A traveller's portrait is one photo of a person with at least two; the camera shows another photo
+    of the same person, or for an impostor (whose ``face_id`` differs from the portrait's) a photo of
+    someone else. Who and which photo follow from the seed and the face ids only, so a seed always
+    gives the same faces.
+    """
+
+    def __init__(self, folder: Path, seed: int) -> None:
+        try:
+            people = [
+                images
+                for person in sorted(p for p in folder.iterdir() if p.is_dir())
+                if len(images := sorted(person.glob("*.jpg"))) >= 2
+            ]
+        except OSError as exc:
+            raise ValueError(f"{folder}: cannot list face images: {exc.strerror or exc}") from None
+        if len(people) < 2:
+            raise ValueError(f"{folder}: needs two or more people with two or more .jpg images each")
+        self._people = people
+        self._seed = seed
+
+    def _draw(self, *parts: str) -> int:
+        digest = hashlib.sha256("\x1f".join((str(self._seed), *parts)).encode()).digest()
+        return int.from_bytes(digest[:8], "big")
+
+    def _person(self, face_id: str) -> int:
+        return self._draw("person", face_id) % len(self._people)
+
+    def portrait_path(self, traveller: SimulatedTraveller) -> Path:
+        images = self._people[self._person(traveller.portrait_face_id)]
+        return images[self._draw("portrait", traveller.portrait_face_id) % len(images)]
+
+    def live_path(self, traveller: SimulatedTraveller) -> Path:
+        own = self._person(traveller.portrait_face_id)
+        if traveller.face_id == traveller.portrait_face_id:
+            images = self._people[own]
+            # Any photo but the portrait itself: a step of 1..n-1 from it.
+            step = 1 + self._draw("live", traveller.face_id) % (len(images) - 1)
+            return images[(images.index(self.portrait_path(traveller)) + step) % len(images)]
+        other = self._person(traveller.face_id)
+        if other == own:
+            other = (other + 1) % len(self._people)
+        images = self._people[other]
+        return images[self._draw("live", traveller.face_id) % len(images)]
+
+    def portrait_image(self, traveller: SimulatedTraveller) -> np.ndarray:
+        return _read_rgb(self.portrait_path(traveller))
+
+    def live_image(self, traveller: SimulatedTraveller) -> np.ndarray:
+        return _read_rgb(self.live_path(traveller))
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

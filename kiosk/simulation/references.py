@@ -7,16 +7,22 @@ from collections.abc import Callable
 from drivers.interfaces import DocumentRead
 from drivers.simulated.lane import SimulatedLane, fingerprint_template
 from kiosk.documents.mrz import Mrz
-from kiosk.simulation.population import SimulatedTraveller
+from kiosk.simulation.population import FaceImages, SimulatedTraveller
 from models.matching import ReferencePortrait
 
 
 class SimulatedReferences:
+    """With ``faces`` the portrait carries the traveller's real photo; without, only who it shows."""
+
     def __init__(
-        self, lane: SimulatedLane, template_for: Callable[[int], bytes] = fingerprint_template
+        self,
+        lane: SimulatedLane,
+        template_for: Callable[[int], bytes] = fingerprint_template,
+        faces: FaceImages | None = None,
     ) -> None:
         self.lane = lane
         self.template_for = template_for
+        self.faces = faces
 
     def _traveller(self, read: DocumentRead, mrz: Mrz) -> SimulatedTraveller | None:
         traveller = self.lane.traveller
@@ -33,7 +39,9 @@ class SimulatedReferences:
         if traveller is None:
             return None
         return ReferencePortrait(
-            image=None, source="simulated-document", meta={"face_id": traveller.portrait_face_id}
+            image=None if self.faces is None else self.faces.portrait_image(traveller),
+            source="simulated-document",
+            meta={"face_id": traveller.portrait_face_id},
         )
 
     def fingerprint_template(self, read: DocumentRead, mrz: Mrz) -> bytes | None:
