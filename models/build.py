@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,19 +82,6 @@ class BuildResult:
     status: str  # "built" or "cached"
     seconds: float
     size_bytes: int
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _converter_info() -> dict[str, str]:
@@ -258,7 +243,7 @@ def _refresh_operating_points(path: Path) -> None:
     points = _calibrated(manifest.name, manifest.sha256)
     if points != manifest.operating_points:
         updated = dataclasses.replace(manifest, operating_points=points)
-        _write_atomic(mf.manifest_path_for(path), updated.to_json().encode("utf-8"))
+        mf.write_atomic(mf.manifest_path_for(path), updated.to_json().encode("utf-8"))
 
 
 def build_one(name: str, out_dir: Path, source: SourcePackage, force: bool = False) -> BuildResult:
@@ -296,8 +281,8 @@ def build_one(name: str, out_dir: Path, source: SourcePackage, force: bool = Fal
         converter=converter,
         operating_points=_calibrated(name, mf.sha256_bytes(data)),
     )
-    _write_atomic(path, data)
-    _write_atomic(mf.manifest_path_for(path), manifest.to_json().encode("utf-8"))
+    mf.write_atomic(path, data)
+    mf.write_atomic(mf.manifest_path_for(path), manifest.to_json().encode("utf-8"))
     return BuildResult(name, path, "built", time.perf_counter() - started, len(data))
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -184,22 +183,9 @@ def quantize(
         converter=_quantizer_info(activations, calibration),
         operating_points=points,
     )
-    _write_atomic(target, data)
-    _write_atomic(mf.manifest_path_for(target), manifest.to_json().encode("utf-8"))
+    mf.write_atomic(target, data)
+    mf.write_atomic(mf.manifest_path_for(target), manifest.to_json().encode("utf-8"))
     return target, manifest
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_verified_int8(path: str | Path, *, fp32_manifest: Path | None = None) -> tuple[bytes, mf.Manifest]:
