@@ -99,10 +99,13 @@ class SimulatedDocumentReader(_SimulatedDevice):
         lane = self.lane
         with lane.lock:
             traveller = lane.traveller
-            if traveller is None or lane.presentations_left <= 0:
-                lane.wait(timeout_s)
-                return None
-            lane.presentations_left -= 1
+            present = traveller is not None and lane.presentations_left > 0
+            if present:
+                lane.presentations_left -= 1
+        if not present:
+            # Wait outside the lock: a traveller arriving meanwhile must not block on the reader.
+            lane.wait(timeout_s)
+            return None
         lane.work()
         return DocumentRead(
             lines=traveller.mrz_lines, read_at=lane.clock.monotonic(), meta={"traveller": traveller.id}
