@@ -1,0 +1,232 @@
+"""Store-and-forward publisher: drains the kiosk's SQLite outbox to an MQTT broker.
+
+SQLite is the only queue. An event is marked delivered only when the broker's PUBACK arrives; on any
+disconnect the in-flight map is dropped and the next connection re-reads undelivered events from the
+store, so a crash, a broker restart or a kill -9 loses nothing (the hub de-duplicates by event_id).
+A fresh paho client is made for every connection: paho's own session queue is memory-only and its
+reconnect backoff has no jitter, so neither is relied on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from drivers.backoff import Backoff
+from edge_agent.topics import OFFLINE, ONLINE, Topics
+from kiosk.store import Store
+from kiosk.store.records import OutboxEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PublisherOptions:
+    host: str
+    port: int = 1883
+    keepalive_s: int = 30
+    mqtt_version: int = 4  # 4 = MQTT 3.1.1, 5 = MQTT 5
+    page_size: int = 200
+    max_inflight: int = 100
+    mode: str = "live"
+    backoff: Backoff = field(default_factory=lambda: Backoff(initial_s=0.5, maximum_s=30.0))
+    connect_timeout_s: float = 10.0
+
+
+def event_message(event: OutboxEvent) -> bytes:
+    """The wire form: the stored payload plus the outbox envelope fields."""
+    body = {
+        "event_id": event.event_id,
+        "seq": event.seq,
+        "type": str(event.type),
+        "ts": event.ts.isoformat(),
+        "schema": event.schema,
+        "training": event.training,
+        # Parsed so the hub gets one JSON document rather than JSON-in-a-string.
+        "payload": json.loads(event.payload),
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _kiosk_version() -> str:
+    try:
+        return metadata.version("gerbang")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class Publisher:
+    """Runs in one thread: paho's network loop is driven by :meth:`run`, so callbacks need no locks."""
+
+    def __init__(self, store: Store, topics: Topics, options: PublisherOptions) -> None:
+        self.store = store
+        self.topics = topics
+        self.options = options
+        self._stop = threading.Event()
+        self._client: mqtt.Client | None = None
+        self._connected = False
+        self._inflight: dict[int, int] = {}  # mid -> seq
+        self._acked: list[int] = []
+        self._page: list[OutboxEvent] = []
+        self._cursor = 0
+        self.delivered = 0
+        self.connections = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # ------------------------------------------------------------------ state
+    def state_message(self) -> bytes:
+        last: str | None = None
+        recent = self.store.transactions(limit=1)
+        if recent:
+            started = recent[0].get("started_at")
+            last = started.isoformat() if hasattr(started, "isoformat") else started
+        state: dict[str, Any] = {
+            "mode": self.options.mode,
+            "version": _kiosk_version(),
+            "datasets": self.store.dataset_versions(),
+            "backlog": self.store.backlog(),
+            "last_transaction": last,
+            "ts": time.time(),
+        }
+        return json.dumps(state, sort_keys=True, default=str).encode()
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("broker refused connection: %s", reason)
+            return
+        self._connected = True
+        self.connections += 1
+        self.options.backoff.reset()
+        self._reset_window()
+        client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
+        client.publish(self.topics.state, self.state_message(), qos=1, retain=True)
+        log.info("connected to %s:%s", self.options.host, self.options.port)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._connected = False
+        log.warning("disconnected: %s", reason)
+
+    def _on_publish(self, client: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        if client is not self._client:
+            return
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return
+        if getattr(reason, "is_failure", False):
+            # An MQTT 5 broker refused it (e.g. not authorised): it stays pending for the next connection.
+            log.warning("broker refused event seq %s: %s", seq, reason)
+            return
+        self._acked.append(seq)
+
+    def _reset_window(self) -> None:
+        # Anything not acknowledged is re-read from SQLite: duplicates are allowed, losses are not.
+        self._inflight.clear()
+        self._page.clear()
+        self._cursor = 0
+
+    # ------------------------------------------------------------------ loop
+    def _new_client(self) -> mqtt.Client:
+        protocol = mqtt.MQTTv5 if self.options.mqtt_version == 5 else mqtt.MQTTv311
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"gerbang-{self.topics.site}-{self.topics.kiosk}",
+            protocol=protocol,
+            **({} if protocol == mqtt.MQTTv5 else {"clean_session": True}),
+        )
+        client.max_inflight_messages_set(self.options.max_inflight + 4)
+        client.max_queued_messages_set(self.options.max_inflight + 4)
+        client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _connect(self) -> bool:
+        self._reset_window()
+        self._client = self._new_client()
+        try:
+            self._client.connect(self.options.host, self.options.port, self.options.keepalive_s)
+        except OSError as exc:
+            log.warning("cannot connect to %s:%s: %s", self.options.host, self.options.port, exc)
+            return False
+        deadline = time.monotonic() + self.options.connect_timeout_s
+        while not self._connected and time.monotonic() < deadline and not self._stop.is_set():
+            if self._client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return False
+        return self._connected
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            # Already gone after a broker crash; the socket is closed either way.
+            with contextlib.suppress(OSError):
+                self._client.disconnect()
+        self._connected = False
+        self._reset_window()
+
+    def _fill_window(self) -> None:
+        assert self._client is not None
+        while len(self._inflight) < self.options.max_inflight:
+            if not self._page:
+                self._page = self.store.pending_events(self.options.page_size, after_seq=self._cursor)
+                if not self._page:
+                    return
+            event = self._page.pop(0)
+            info = self._client.publish(self.topics.event(str(event.type)), event_message(event), qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._page.insert(0, event)
+                return
+            self._inflight[info.mid] = event.seq
+            self._cursor = event.seq
+
+    def _flush_acks(self) -> None:
+        if self._acked:
+            self.delivered += self.store.mark_delivered(self._acked)
+            self._acked.clear()
+
+    def run(self, on_idle: Callable[[], None] | None = None) -> None:
+        """Publish until :meth:`stop`; then announce "offline" and disconnect cleanly."""
+        while not self._stop.is_set():
+            if not self._connected and not self._connect():
+                self._drop()
+                self._stop.wait(self.options.backoff.next_delay())
+                continue
+            assert self._client is not None
+            self._fill_window()
+            rc = self._client.loop(0.05)
+            self._flush_acks()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not self._connected:
+                log.warning("connection lost (%s)", rc)
+                self._drop()
+                self._stop.wait(self.options.backoff.next_delay())
+                continue
+            if on_idle is not None and not self._inflight and not self._page:
+                on_idle()
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        client = self._client
+        if client is None or not self._connected:
+            return
+        info = client.publish(self.topics.availability, OFFLINE, qos=1, retain=True)
+        deadline = time.monotonic() + 5.0
+        while (not info.is_published() or self._inflight) and time.monotonic() < deadline:
+            if client.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+            self._flush_acks()
+        self._flush_acks()
+        client.disconnect()
+        client.loop(0.05)
+        self._connected = False

@@ -1,0 +1,43 @@
+"""The MQTT topic tree a kiosk publishes under: ``gerbang/v1/{site}/{kiosk}/...``.
+
+The version segment lets the hub run two schemas side by side during a fleet upgrade.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ROOT = "gerbang/v1"
+ONLINE = "online"
+OFFLINE = "offline"
+# Same rule as the kiosk config ids: no MQTT wildcards or separators can sneak into a topic.
+_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Topics:
+    site: str
+    kiosk: str
+
+    def __post_init__(self) -> None:
+        for name, value in (("site", self.site), ("kiosk", self.kiosk)):
+            if not _SEGMENT.match(value):
+                raise ValueError(f"{name} {value!r} is not a valid topic segment")
+
+    @property
+    def base(self) -> str:
+        return f"{ROOT}/{self.site}/{self.kiosk}"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.base}/availability"
+
+    @property
+    def state(self) -> str:
+        return f"{self.base}/state"
+
+    def event(self, event_type: str) -> str:
+        if not _SEGMENT.match(event_type):
+            raise ValueError(f"event type {event_type!r} is not a valid topic segment")
+        return f"{self.base}/events/{event_type}"
