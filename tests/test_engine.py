@@ -233,3 +233,11 @@ def test_fingerprint_required_by_policy_is_checked(kiosk):
     assert outcome.decision == "OPEN" and "fingerprint" in outcome.path
     wrong_finger = serve(kiosk, replace(traveller, finger_id=traveller.finger_id + 1))
     assert wrong_finger.decision == "REFER" and wrong_finger.reasons == ("FINGERPRINT_MISMATCH",)
+
+
+def test_gate_failure_between_travellers_goes_out_of_service_instead_of_crashing(kiosk):
+    traveller = traveller_of("citizen", seed=13, today=kiosk.clock.now().date())
+    seed_reference(kiosk, [traveller])
+    kiosk.engine.devices.gate.fail("RS-485 link lost")
+    outcome = kiosk.engine.run_once(0.5)
+    assert outcome.decision == "OUT_OF_SERVICE" and kiosk.engine.state is State.OUT_OF_SERVICE

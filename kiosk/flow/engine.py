@@ -239,10 +239,10 @@ class LaneEngine:
             self._emit("service", {"in_service": True})
         self._cancel.clear()
         self.doors.secure()
-        self._drain_lane_events()
-        if self.devices.gate.lane_occupied():
-            return None  # someone is still in the lane; the exit stays free until it clears
         try:
+            self._drain_lane_events()
+            if self.devices.gate.lane_occupied():
+                return None  # someone is still in the lane; the exit stays free until it clears
             read = self._wait(self.devices.document_reader.read, idle_timeout_s, cancellable=False)
         except DeviceError as exc:
             self._go_out_of_service(str(exc))
