@@ -15,6 +15,7 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from drivers.backoff import Backoff
+from edge_agent.commands import CommandHandler, load_public_key
 from edge_agent.publisher import Publisher, PublisherOptions
 from edge_agent.topics import Topics
 from kiosk.config import ConfigError, load_config
@@ -50,7 +51,14 @@ def _run(args: argparse.Namespace) -> int:
         mode="training" if config.kiosk.training else "live",
         backoff=Backoff(initial_s=args.backoff_initial, maximum_s=args.backoff_max),
     )
-    publisher = Publisher(store, topics, options)
+    commands = None
+    if args.hub_key is not None:
+        try:
+            commands = CommandHandler(store, topics, load_public_key(args.hub_key))
+        except (OSError, ValueError) as exc:
+            print(f"cannot load hub key: {exc}", file=sys.stderr)
+            return 2
+    publisher = Publisher(store, topics, options, commands)
 
     def _terminate(_signum: int, _frame: FrameType | None) -> None:
         publisher.stop()
@@ -77,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--mqtt5", action="store_true", help="speak MQTT 5 instead of 3.1.1")
     run.add_argument("--backoff-initial", type=float, default=0.5)
     run.add_argument("--backoff-max", type=float, default=30.0)
+    run.add_argument("--hub-key", type=Path, help="hub's Ed25519 public key (PEM); enables commands")
     run.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "run":

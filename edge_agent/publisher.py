@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -26,6 +26,9 @@ from drivers.backoff import Backoff
 from edge_agent.topics import OFFLINE, ONLINE, Topics
 from kiosk.store import Store
 from kiosk.store.records import OutboxEvent
+
+if TYPE_CHECKING:
+    from edge_agent.commands import CommandHandler
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +71,11 @@ def _kiosk_version() -> str:
 class Publisher:
     """Runs in one thread: paho's network loop is driven by :meth:`run`, so callbacks need no locks."""
 
-    def __init__(self, store: Store, topics: Topics, options: PublisherOptions) -> None:
+    def __init__(
+        self, store: Store, topics: Topics, options: PublisherOptions, commands: CommandHandler | None = None
+    ) -> None:
         self.store = store
+        self.commands = commands
         self.topics = topics
         self.options = options
         self._stop = threading.Event()
@@ -113,6 +119,9 @@ class Publisher:
         self._reset_window()
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
         client.publish(self.topics.state, self.state_message(), qos=1, retain=True)
+        if self.commands is not None:
+            # Clean sessions forget subscriptions, so subscribe again on every connect.
+            client.subscribe(self.topics.command_filter, qos=1)
         log.info("connected to %s:%s", self.options.host, self.options.port)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -130,6 +139,17 @@ class Publisher:
             log.warning("broker refused event seq %s: %s", seq, reason)
             return
         self._acked.append(seq)
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.commands is None or client is not self._client or msg.retain:
+            # A retained command would be replayed on every connect; the hub must not retain them.
+            return
+        result = self.commands.handle(msg.topic, msg.payload)
+        try:
+            topic = self.topics.command_result(result.command_id or "")
+        except ValueError:
+            topic = self.topics.command_result("invalid")
+        client.publish(topic, result.message(), qos=1)
 
     def _reset_window(self) -> None:
         # Anything not acknowledged is re-read from SQLite: duplicates are allowed, losses are not.
@@ -152,6 +172,7 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     def _connect(self) -> bool:

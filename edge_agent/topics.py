@@ -41,3 +41,17 @@ class Topics:
         if not _SEGMENT.match(event_type):
             raise ValueError(f"event type {event_type!r} is not a valid topic segment")
         return f"{self.base}/events/{event_type}"
+
+    def command(self, name: str) -> str:
+        if not _SEGMENT.match(name):
+            raise ValueError(f"command name {name!r} is not a valid topic segment")
+        return f"{self.base}/cmd/{name}"
+
+    @property
+    def command_filter(self) -> str:
+        return f"{self.base}/cmd/+"
+
+    def command_result(self, command_id: str) -> str:
+        if not _SEGMENT.match(command_id):
+            raise ValueError(f"command id {command_id!r} is not a valid topic segment")
+        return f"{self.base}/cmd_result/{command_id}"

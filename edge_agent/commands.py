@@ -1,0 +1,162 @@
+"""Verifies and records signed hub commands; the kiosk only ever holds the hub's PUBLIC key.
+
+A command is trusted only if every check passes; any failure is answered with a machine-readable
+reason and raised as an alert, because a rejected command at a border gate may be an attack.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from edge_agent.topics import Topics
+from kiosk.store import Store
+
+COMMAND_NAMES = frozenset(
+    {"set_mode", "open_exit_door", "sync_now", "reload_config", "diagnostics", "reboot"}
+)
+_FIELDS = frozenset({"command_id", "name", "issued_at", "nonce", "target", "args", "signature"})
+SEEN_META_KEY = "commands_seen"
+_MODES = frozenset({"live", "training", "maintenance", "closed"})
+
+
+def canonical(body: dict[str, Any]) -> bytes:
+    """The signed bytes: shared with hub.signer so both sides agree byte for byte."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    key = load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class CommandResult:
+    command_id: str | None
+    status: str
+    reason: str | None = None
+    result: dict[str, Any] | None = None
+
+    def message(self) -> bytes:
+        body: dict[str, Any] = {"command_id": self.command_id, "status": self.status}
+        if self.reason is not None:
+            body["reason"] = self.reason
+        if self.result is not None:
+            body["result"] = self.result
+        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+class CommandHandler:
+    def __init__(
+        self, store: Store, topics: Topics, hub_key: Ed25519PublicKey, freshness_s: float = 60.0
+    ) -> None:
+        self.store = store
+        self.topics = topics
+        self.hub_key = hub_key
+        self.freshness_s = freshness_s
+
+    # ------------------------------------------------------------------ entry point
+    def handle(self, topic: str, payload: bytes, now: datetime | None = None) -> CommandResult:
+        now = now or datetime.now(UTC)
+        command_id: str | None = None
+        try:
+            body = json.loads(payload)
+            if isinstance(body, dict) and isinstance(body.get("command_id"), str):
+                command_id = body["command_id"]
+            result = self._accept(topic, body, now)
+        except (Rejected, ValueError, UnicodeDecodeError) as exc:
+            reason = exc.reason if isinstance(exc, Rejected) else "malformed"
+            self.store.add_event(
+                "alert", {"alert": "command_rejected", "reason": reason, "command_id": command_id}
+            )
+            return CommandResult(command_id, "rejected", reason)
+        return result
+
+    # ------------------------------------------------------------------ checks
+    def _accept(self, topic: str, body: Any, now: datetime) -> CommandResult:
+        if not isinstance(body, dict) or set(body) != _FIELDS:
+            raise Rejected("malformed")
+        signature = body["signature"]
+        if not isinstance(signature, str):
+            raise Rejected("malformed")
+        unsigned = {k: v for k, v in body.items() if k != "signature"}
+        # Signature first: nothing else in an unauthenticated message is worth trusting or reporting on.
+        try:
+            self.hub_key.verify(base64.b64decode(signature, validate=True), canonical(unsigned))
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise Rejected("bad_signature") from None
+        command_id, name, target, args = body["command_id"], body["name"], body["target"], body["args"]
+        try:
+            uuid.UUID(command_id)
+            bytes.fromhex(body["nonce"])
+            issued = datetime.fromisoformat(body["issued_at"])
+        except (TypeError, ValueError, AttributeError):
+            raise Rejected("malformed") from None
+        if issued.tzinfo is None or not isinstance(args, dict) or not isinstance(target, dict):
+            raise Rejected("malformed")
+        if name not in COMMAND_NAMES:
+            raise Rejected("unknown_command")
+        if topic != self.topics.command(name):
+            # A valid command replayed onto another name's topic.
+            raise Rejected("malformed")
+        if target != {"site": self.topics.site, "kiosk": self.topics.kiosk}:
+            raise Rejected("wrong_target")
+        if abs((now - issued).total_seconds()) > self.freshness_s:
+            raise Rejected("stale")
+        self._remember(command_id, body["nonce"], now)
+        self.store.add_event("audit", {"audit": "command_accepted", "command_id": command_id, "name": name})
+        return CommandResult(command_id, "accepted", result=self._execute(name, args))
+
+    def _remember(self, command_id: str, nonce: str, now: datetime) -> None:
+        raw = self.store.get_meta(SEEN_META_KEY)
+        seen: dict[str, float] = json.loads(raw) if raw else {}
+        if f"id:{command_id}" in seen or f"nonce:{nonce}" in seen:
+            raise Rejected("replayed")
+        # Anything older than twice the window would be rejected as stale anyway, so it can be forgotten.
+        horizon = now.timestamp() - 2 * self.freshness_s
+        seen = {k: t for k, t in seen.items() if t >= horizon}
+        seen[f"id:{command_id}"] = seen[f"nonce:{nonce}"] = now.timestamp()
+        self.store.set_meta(SEEN_META_KEY, json.dumps(seen, sort_keys=True))
+
+    # ------------------------------------------------------------------ execution
+    def _execute(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        # The agent never drives hardware itself: it leaves a request the kiosk process acts on.
+        if name == "set_mode":
+            mode = args.get("mode")
+            if mode not in _MODES:
+                return {"requested": False, "error": "invalid_mode"}
+            self.store.set_meta("requested_mode", str(mode))
+            return {"requested": True, "mode": mode}
+        if name == "diagnostics":
+            return {
+                "backlog": self.store.backlog(),
+                "datasets": self.store.dataset_versions(),
+                "version": _kiosk_version(),
+            }
+        stamp = datetime.now(UTC).isoformat()
+        self.store.set_meta(f"pending_{name}", json.dumps({"requested_at": stamp, "args": args}))
+        return {"requested": True}
+
+
+def _kiosk_version() -> str:
+    from edge_agent.publisher import _kiosk_version as version
+
+    return version()
