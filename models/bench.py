@@ -392,6 +392,18 @@ def run_accuracy(
         results[name], scores[name], settings[name] = result, sc, how
         _log(f"  scored {name}: {time.perf_counter() - t:.1f} s")
 
+    def embed_timed(label: str, embed_fn: evaluation.EmbedFn, cache_name: str) -> Embeddings:
+        """Whole images through a pipeline, cached; its wall time goes to ``seconds``."""
+        t = time.perf_counter()
+        emb = evaluation.embed_images(
+            dataset,
+            embed_fn,
+            cache / f"{cache_name}.npz",
+            progress=lambda k, total, s: _progress(label, k, total, s),
+        )
+        seconds[f"{label} embed"] = time.perf_counter() - t
+        return emb
+
     if "ours" in pipelines:
         base = OnnxChain.load(models, precision="fp32")
         chips, acquired, seconds["ours chips"] = onnx_chips(full, count, base, cache)
@@ -432,26 +444,10 @@ def run_accuracy(
         production = production_embed_fn(models)
         if production is not None:
             embed_fn, how = production
-            t = time.perf_counter()
-            emb = evaluation.embed_images(
-                dataset,
-                embed_fn,
-                cache / f"production_{_key(how)}.npz",
-                progress=lambda k, total, s: _progress("production", k, total, s),
-            )
-            seconds["production embed"] = time.perf_counter() - t
-            score(PRODUCTION_NAME, emb, how)
+            score(PRODUCTION_NAME, embed_timed("production", embed_fn, f"production_{_key(how)}"), how)
     if "dlib" in pipelines:
         chain_d = DlibChain()
-        t = time.perf_counter()
-        emb = evaluation.embed_images(
-            dataset,
-            chain_d,
-            cache / f"dlib_{chain_d.key()}.npz",
-            progress=lambda k, total, s: _progress("dlib", k, total, s),
-        )
-        seconds["dlib embed"] = time.perf_counter() - t
-        score(DLIB_NAME, emb, chain_d.settings())
+        score(DLIB_NAME, embed_timed("dlib", chain_d, f"dlib_{chain_d.key()}"), chain_d.settings())
     return AccuracyRun(dataset, results, scores, settings, info, seconds)
 
 
