@@ -12,29 +12,16 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from urllib.parse import urlsplit
 
-from drivers.backoff import Backoff
-from edge_agent.commands import CommandHandler, load_public_key
-from edge_agent.publisher import Publisher, PublisherOptions
-from edge_agent.topics import Topics
+from edge_agent.agent import Overrides, build_publisher
 from kiosk.config import ConfigError, load_config
 from kiosk.store import Store, StoreError
-
-
-def _broker(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise ValueError(f"broker must look like mqtt://HOST:PORT, got {url!r}")
-    return parts.hostname, parts.port or 1883
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
-        host, port = _broker(args.broker)
-        topics = Topics(args.site or config.kiosk.site, args.kiosk or config.kiosk.id)
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     db = args.db or config.store_path
@@ -43,22 +30,23 @@ def _run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(str(exc), file=sys.stderr)
         return 3
-    options = PublisherOptions(
-        host=host,
-        port=port,
+    overrides = Overrides(
+        broker=args.broker,
+        site=args.site,
+        kiosk=args.kiosk,
+        mqtt5=args.mqtt5,
         keepalive_s=args.keepalive,
-        mqtt_version=5 if args.mqtt5 else 4,
-        mode="training" if config.kiosk.training else "live",
-        backoff=Backoff(initial_s=args.backoff_initial, maximum_s=args.backoff_max),
+        backoff_initial_s=args.backoff_initial,
+        backoff_max_s=args.backoff_max,
+        command_key=args.hub_key,
+        sync_key=args.sync_key,
     )
-    commands = None
-    if args.hub_key is not None:
-        try:
-            commands = CommandHandler(store, topics, load_public_key(args.hub_key))
-        except (OSError, ValueError) as exc:
-            print(f"cannot load hub key: {exc}", file=sys.stderr)
-            return 2
-    publisher = Publisher(store, topics, options, commands)
+    try:
+        publisher = build_publisher(config, store, overrides)
+    except (OSError, ValueError) as exc:
+        store.close()
+        print(f"cannot start the agent: {exc}", file=sys.stderr)
+        return 2
 
     def _terminate(_signum: int, _frame: FrameType | None) -> None:
         publisher.stop()
@@ -77,15 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     outbox.add_argument("--db", type=Path, required=True)
     run = sub.add_parser("run", help="publish the outbox to an MQTT broker until SIGTERM")
     run.add_argument("--db", type=Path, help="kiosk database (default: from the config)")
-    run.add_argument("--broker", required=True, help="mqtt://HOST:PORT")
+    run.add_argument("--broker", help="mqtt://HOST:PORT or mqtts://HOST:PORT (default: agent.broker)")
     run.add_argument("--site")
     run.add_argument("--kiosk")
     run.add_argument("--config", type=Path)
-    run.add_argument("--keepalive", type=int, default=30)
+    run.add_argument("--keepalive", type=int)
     run.add_argument("--mqtt5", action="store_true", help="speak MQTT 5 instead of 3.1.1")
-    run.add_argument("--backoff-initial", type=float, default=0.5)
-    run.add_argument("--backoff-max", type=float, default=30.0)
-    run.add_argument("--hub-key", type=Path, help="hub's Ed25519 public key (PEM); enables commands")
+    run.add_argument("--backoff-initial", type=float)
+    run.add_argument("--backoff-max", type=float)
+    run.add_argument("--hub-key", type=Path, help="hub's command-signing public key (PEM); enables commands")
+    run.add_argument("--sync-key", type=Path, help="hub's bundle-signing public key (PEM); enables sync")
     run.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "run":

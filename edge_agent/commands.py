@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from edge_agent.publisher import Outgoing
 from edge_agent.topics import Topics
+from kiosk import remote
 from kiosk.store import Store
 
 COMMAND_NAMES = frozenset(
@@ -27,7 +30,6 @@ COMMAND_NAMES = frozenset(
 )
 _FIELDS = frozenset({"command_id", "name", "issued_at", "nonce", "target", "args", "signature"})
 SEEN_META_KEY = "commands_seen"
-_MODES = frozenset({"live", "training", "maintenance", "closed"})
 
 
 def canonical(body: dict[str, Any]) -> bytes:
@@ -66,15 +68,37 @@ class CommandResult:
 
 class CommandHandler:
     def __init__(
-        self, store: Store, topics: Topics, hub_key: Ed25519PublicKey, freshness_s: float = 60.0
+        self,
+        store: Store,
+        topics: Topics,
+        hub_key: Ed25519PublicKey,
+        freshness_s: float = 60.0,
+        diagnostics: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.store = store
         self.topics = topics
         self.hub_key = hub_key
         self.freshness_s = freshness_s
+        self.diagnostics = diagnostics or (lambda: {"backlog": store.backlog()})
+        # What the agent itself does on sync_now (ask the hub's retained bundles again).
+        self.on_sync_now: list[Callable[[], None]] = []
 
-    # ------------------------------------------------------------------ entry point
-    def handle(self, topic: str, payload: bytes, now: datetime | None = None) -> CommandResult:
+    # ------------------------------------------------------------------ entry points
+    def subscriptions(self) -> list[str]:
+        return [self.topics.command_filter]
+
+    def handle(self, topic: str, payload: bytes, retained: bool) -> list[Outgoing]:
+        if retained:
+            # A retained command would be replayed on every connect; the hub must never retain them.
+            return []
+        result = self.process(topic, payload)
+        try:
+            reply_topic = self.topics.command_result(result.command_id or "")
+        except ValueError:
+            reply_topic = self.topics.command_result("invalid")
+        return [Outgoing(reply_topic, result.message())]
+
+    def process(self, topic: str, payload: bytes, now: datetime | None = None) -> CommandResult:
         now = now or datetime.now(UTC)
         command_id: str | None = None
         try:
@@ -122,8 +146,9 @@ class CommandHandler:
         if abs((now - issued).total_seconds()) > self.freshness_s:
             raise Rejected("stale")
         self._remember(command_id, body["nonce"], now)
+        result = self._execute(command_id, name, args)
         self.store.add_event("audit", {"audit": "command_accepted", "command_id": command_id, "name": name})
-        return CommandResult(command_id, "accepted", result=self._execute(name, args))
+        return CommandResult(command_id, "accepted", result=result)
 
     def _remember(self, command_id: str, nonce: str, now: datetime) -> None:
         raw = self.store.get_meta(SEEN_META_KEY)
@@ -137,26 +162,17 @@ class CommandHandler:
         self.store.set_meta(SEEN_META_KEY, json.dumps(seen, sort_keys=True))
 
     # ------------------------------------------------------------------ execution
-    def _execute(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        # The agent never drives hardware itself: it leaves a request the kiosk process acts on.
-        if name == "set_mode":
-            mode = args.get("mode")
-            if mode not in _MODES:
-                return {"requested": False, "error": "invalid_mode"}
-            self.store.set_meta("requested_mode", str(mode))
-            return {"requested": True, "mode": mode}
+    def _execute(self, command_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
         if name == "diagnostics":
-            return {
-                "backlog": self.store.backlog(),
-                "datasets": self.store.dataset_versions(),
-                "version": _kiosk_version(),
-            }
-        stamp = datetime.now(UTC).isoformat()
-        self.store.set_meta(f"pending_{name}", json.dumps({"requested_at": stamp, "args": args}))
+            return self.diagnostics()
+        if name == "sync_now":
+            for hook in self.on_sync_now:
+                hook()
+            return {"requested": True}
+        # The agent never drives the doors itself: it leaves a request the kiosk process acts on
+        # between travellers, and the kiosk's audit event says when it did.
+        try:
+            remote.post_request(self.store, remote.Request(command_id, name, args))
+        except ValueError as exc:
+            raise Rejected("invalid_args") from exc
         return {"requested": True}
-
-
-def _kiosk_version() -> str:
-    from edge_agent.publisher import _kiosk_version as version
-
-    return version()

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -27,10 +28,41 @@ from edge_agent.topics import OFFLINE, ONLINE, Topics
 from kiosk.store import Store
 from kiosk.store.records import OutboxEvent
 
-if TYPE_CHECKING:
-    from edge_agent.commands import CommandHandler
-
 log = logging.getLogger(__name__)
+
+
+class Outgoing(NamedTuple):
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+class Inbound(Protocol):
+    """Something the agent subscribes for (commands, reference-data bundles)."""
+
+    def subscriptions(self) -> Sequence[str]: ...
+
+    def handle(self, topic: str, payload: bytes, retained: bool) -> Sequence[Outgoing]: ...
+
+
+@dataclass
+class Periodic:
+    """A message source published on every connect (if ``on_connect``) and every ``interval_s``."""
+
+    interval_s: float
+    produce: Callable[[], Sequence[Outgoing]]
+    on_connect: bool = True
+    # Called on every connect before the first produce (e.g. forget what the last connection sent).
+    reset: Callable[[], None] | None = None
+    due: float = field(default=0.0, init=False)
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
 
 
 @dataclass
@@ -41,9 +73,11 @@ class PublisherOptions:
     mqtt_version: int = 4  # 4 = MQTT 3.1.1, 5 = MQTT 5
     page_size: int = 200
     max_inflight: int = 100
-    mode: str = "live"
     backoff: Backoff = field(default_factory=lambda: Backoff(initial_s=0.5, maximum_s=30.0))
     connect_timeout_s: float = 10.0
+    tls: TlsOptions | None = None
+    username: str | None = None
+    password: str | None = None
 
 
 def event_message(event: OutboxEvent) -> bytes:
@@ -61,21 +95,20 @@ def event_message(event: OutboxEvent) -> bytes:
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _kiosk_version() -> str:
-    try:
-        return metadata.version("gerbang")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 class Publisher:
     """Runs in one thread: paho's network loop is driven by :meth:`run`, so callbacks need no locks."""
 
     def __init__(
-        self, store: Store, topics: Topics, options: PublisherOptions, commands: CommandHandler | None = None
+        self,
+        store: Store,
+        topics: Topics,
+        options: PublisherOptions,
+        inbound: Sequence[Inbound] = (),
+        periodic: Sequence[Periodic] = (),
     ) -> None:
         self.store = store
-        self.commands = commands
+        self.inbound = list(inbound)
+        self.periodic = list(periodic)
         self.topics = topics
         self.options = options
         self._stop = threading.Event()
@@ -91,23 +124,6 @@ class Publisher:
     def stop(self) -> None:
         self._stop.set()
 
-    # ------------------------------------------------------------------ state
-    def state_message(self) -> bytes:
-        last: str | None = None
-        recent = self.store.transactions(limit=1)
-        if recent:
-            started = recent[0].get("started_at")
-            last = started.isoformat() if hasattr(started, "isoformat") else started
-        state: dict[str, Any] = {
-            "mode": self.options.mode,
-            "version": _kiosk_version(),
-            "datasets": self.store.dataset_versions(),
-            "backlog": self.store.backlog(),
-            "last_transaction": last,
-            "ts": time.time(),
-        }
-        return json.dumps(state, sort_keys=True, default=str).encode()
-
     # ------------------------------------------------------------------ callbacks
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
@@ -118,10 +134,15 @@ class Publisher:
         self.options.backoff.reset()
         self._reset_window()
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
-        client.publish(self.topics.state, self.state_message(), qos=1, retain=True)
-        if self.commands is not None:
-            # Clean sessions forget subscriptions, so subscribe again on every connect.
-            client.subscribe(self.topics.command_filter, qos=1)
+        for task in self.periodic:
+            # Birth: the hub gets fresh retained state (and first metrics) as soon as we are back.
+            task.due = 0.0 if task.on_connect else time.monotonic() + task.interval_s
+            if task.reset is not None:
+                task.reset()
+        # Clean sessions forget subscriptions, so subscribe again on every connect.
+        for handler in self.inbound:
+            for topic_filter in handler.subscriptions():
+                client.subscribe(topic_filter, qos=1)
         log.info("connected to %s:%s", self.options.host, self.options.port)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -140,16 +161,45 @@ class Publisher:
             return
         self._acked.append(seq)
 
-    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        if self.commands is None or client is not self._client or msg.retain:
-            # A retained command would be replayed on every connect; the hub must not retain them.
+    def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        if client is not self._client:
             return
-        result = self.commands.handle(msg.topic, msg.payload)
-        try:
-            topic = self.topics.command_result(result.command_id or "")
-        except ValueError:
-            topic = self.topics.command_result("invalid")
-        client.publish(topic, result.message(), qos=1)
+        for handler in self.inbound:
+            if any(mqtt.topic_matches_sub(f, msg.topic) for f in handler.subscriptions()):
+                try:
+                    replies = handler.handle(msg.topic, msg.payload, bool(msg.retain))
+                except Exception:
+                    # One bad message must not take the device's only link to the hub down with it.
+                    log.exception("handler for %s failed", msg.topic)
+                    continue
+                for reply in replies:
+                    client.publish(reply.topic, reply.payload, qos=reply.qos, retain=reply.retain)
+
+    def resubscribe(self, filters: Sequence[str]) -> None:
+        """Subscribe again: the broker then re-sends its retained messages on these filters."""
+        if self._client is not None and self._connected:
+            for topic_filter in filters:
+                self._client.subscribe(topic_filter, qos=1)
+
+    def publish_now(self, message: Outgoing) -> bool:
+        """Publish outside the outbox (state, metrics); dropped when offline: they are snapshots."""
+        if self._client is None or not self._connected:
+            return False
+        info = self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _run_periodic(self) -> None:
+        now = time.monotonic()
+        for task in self.periodic:
+            if now >= task.due:
+                task.due = now + task.interval_s
+                try:
+                    messages = task.produce()
+                except Exception:
+                    log.exception("periodic task failed")
+                    continue
+                for message in messages:
+                    self.publish_now(message)
 
     def _reset_window(self) -> None:
         # Anything not acknowledged is re-read from SQLite: duplicates are allowed, losses are not.
@@ -169,6 +219,18 @@ class Publisher:
         client.max_inflight_messages_set(self.options.max_inflight + 4)
         client.max_queued_messages_set(self.options.max_inflight + 4)
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
+        if self.options.username is not None:
+            client.username_pw_set(self.options.username, self.options.password)
+        tls = self.options.tls
+        if tls is not None:
+            # Server verification is always on (CERT_REQUIRED + hostname check): no way to turn it off.
+            client.tls_set(
+                ca_certs=str(tls.ca_file),
+                certfile=None if tls.cert_file is None else str(tls.cert_file),
+                keyfile=None if tls.key_file is None else str(tls.key_file),
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -225,6 +287,7 @@ class Publisher:
                 self._stop.wait(self.options.backoff.next_delay())
                 continue
             assert self._client is not None
+            self._run_periodic()
             self._fill_window()
             rc = self._client.loop(0.05)
             self._flush_acks()

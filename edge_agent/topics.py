@@ -55,3 +55,16 @@ class Topics:
         if not _SEGMENT.match(command_id):
             raise ValueError(f"command id {command_id!r} is not a valid topic segment")
         return f"{self.base}/cmd_result/{command_id}"
+
+    @property
+    def sync_filter(self) -> str:
+        return f"{ROOT}/{self.site}/sync/+"
+
+    def sync(self, dataset: str) -> str:
+        if not _SEGMENT.match(dataset):
+            raise ValueError(f"dataset {dataset!r} is not a valid topic segment")
+        return f"{ROOT}/{self.site}/sync/{dataset}"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.base}/metrics"

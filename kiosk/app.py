@@ -22,6 +22,7 @@ from kiosk.clock import Clock, SimulatedClock
 from kiosk.config import Config, ConfigError, DeviceSection
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.privacy import IdentifierHasher, load_fleet_key
+from kiosk.remote import HubDesk
 from kiosk.simulation.population import FaceImages
 from kiosk.simulation.references import SimulatedReferences
 from kiosk.store import Store
@@ -208,6 +209,7 @@ def build_kiosk(
                 "model": matcher.model_version if matcher is not None else "unavailable",
             },
             training=config.kiosk.training,
+            desk=HubDesk(store, heartbeat_s=config.agent.heartbeat_s),
         )
     except BaseException:
         store.close()

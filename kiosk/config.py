@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SECRET_KEYS = frozenset({"password", "pin", "key", "secret", "token"})
 
@@ -152,6 +152,45 @@ class UiSection(Section):
     simulation_panel: bool = True  # the traveller injector beside a simulated lane
 
 
+class TlsSection(Section):
+    # All relative to kiosk.data_dir. A CA file turns on TLS with server verification; a client
+    # certificate + key add mutual TLS. There is deliberately no "skip verification" switch.
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mutual TLS needs both)")
+        if self.cert_file is not None and self.ca_file is None:
+            raise ValueError("a client certificate needs ca_file: no mutual TLS without server verification")
+        return self
+
+
+class AgentSection(Section):
+    """The edge agent (``python -m edge_agent``): broker, credentials, cadence and retention."""
+
+    broker: str = Field("mqtt://127.0.0.1:1883", pattern=r"^mqtts?://[^/\s]+$")
+    mqtt_version: Literal["3.1.1", "5"] = "3.1.1"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    username: str | None = None
+    password_file: Path | None = None  # relative to kiosk.data_dir; the password never sits in the config
+    tls: TlsSection = TlsSection()
+    # The hub's Ed25519 public keys: one signs commands, one signs reference-data bundles.
+    command_key_file: Path | None = None
+    sync_key_file: Path | None = None
+    command_freshness_s: float = Field(60.0, ge=5, le=3600)
+    state_interval_s: PositiveSeconds = 60.0
+    metrics_interval_s: PositiveSeconds = 60.0
+    # The kiosk process writes a heartbeat this often; the agent calls it down after 3 missed beats.
+    heartbeat_s: PositiveSeconds = 10.0
+    # Delivered events are deleted after this many days (undelivered ones are never deleted).
+    outbox_retention_days: float = Field(30.0, gt=0, le=3650)
+    backoff_initial_s: float = Field(0.5, gt=0, le=60)
+    backoff_max_s: float = Field(30.0, gt=0, le=3600)
+
+
 class Config(Section):
     kiosk: KioskSection = KioskSection()
     store: StoreSection = StoreSection()
@@ -163,6 +202,7 @@ class Config(Section):
     doors: DoorsSection = DoorsSection()
     simulation: SimulationSection = SimulationSection()
     ui: UiSection = UiSection()
+    agent: AgentSection = AgentSection()
 
     # Not part of the file: where it came from, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -183,6 +223,10 @@ class Config(Section):
     @property
     def fleet_key_path(self) -> Path:
         return self._resolve(self.data_dir, self.security.fleet_key_file)
+
+    def data_path(self, path: Path | None) -> Path | None:
+        """A path from the file, resolved against kiosk.data_dir (``None`` stays ``None``)."""
+        return None if path is None else self._resolve(self.data_dir, path)
 
     @staticmethod
     def _resolve(base: Path, path: Path) -> Path:

@@ -83,7 +83,7 @@ def setup(tmp_path: Path, keys: tuple[Ed25519PrivateKey, Path]) -> Iterator[Setu
     private, public_path = keys
     handler = CommandHandler(store, TOPICS, load_public_key(public_path))
     options = PublisherOptions(host="127.0.0.1", port=broker.port, backoff=Backoff(0.3, 1.0))
-    publisher = Publisher(store, TOPICS, options, handler)
+    publisher = Publisher(store, TOPICS, options, [handler])
     thread = threading.Thread(target=publisher.run, daemon=True)
     thread.start()
     wait_for(lambda: publisher.connections > 0, 10, "agent connected")
@@ -121,7 +121,7 @@ def test_good_command_is_accepted_and_audited(tmp_path: Path, setup: Setup) -> N
     hub.send("set_mode", body)
     result = hub.result(body["command_id"])
     assert result["status"] == "accepted"
-    assert store.get_meta("requested_mode") == "maintenance"
+    assert store.open_requests() == [(body["command_id"], "set_mode", {"mode": "maintenance"})]
     audits = outbox(tmp_path / "kiosk.sqlite3", "audit")
     assert {"audit": "command_accepted", "command_id": body["command_id"], "name": "set_mode"} in audits
     assert outbox(tmp_path / "kiosk.sqlite3", "alert") == []
@@ -130,17 +130,17 @@ def test_good_command_is_accepted_and_audited(tmp_path: Path, setup: Setup) -> N
     hub.send("diagnostics", diag)
     summary = hub.result(diag["command_id"])
     assert summary["status"] == "accepted"
-    assert set(summary["result"]) == {"backlog", "datasets", "version"}
+    assert set(summary["result"]) == {"backlog"}
 
     reboot = sign_command(private, "reboot", TARGET)
     hub.send("reboot", reboot)
     assert hub.result(reboot["command_id"])["status"] == "accepted"
-    assert store.get_meta("pending_reboot") is not None
+    assert [name for _, name, _ in store.open_requests()] == ["set_mode", "reboot"]
 
 
 def _bad_signature(private: Ed25519PrivateKey) -> tuple[str, dict[str, Any]]:
-    body = sign_command(private, "set_mode", TARGET, {"mode": "live"})
-    body["args"] = {"mode": "training"}  # tampered after signing
+    body = sign_command(private, "set_mode", TARGET, {"mode": "in_service"})
+    body["args"] = {"mode": "maintenance"}  # tampered after signing
     return "set_mode", body
 
 
@@ -231,7 +231,7 @@ def test_seen_set_is_pruned(tmp_path: Path, keys: tuple[Ed25519PrivateKey, Path]
         for minute in range(10):
             now = start + timedelta(minutes=minute)
             body = sign_command(private, "sync_now", TARGET, issued_at=now)
-            result = handler.handle(TOPICS.command("sync_now"), json.dumps(body).encode(), now=now)
+            result = handler.process(TOPICS.command("sync_now"), json.dumps(body).encode(), now=now)
             assert result.status == "accepted"
         seen = json.loads(store.get_meta("commands_seen") or "{}")
         # Only the entries within 2 × the window survive (one id + one nonce per command).

@@ -225,8 +225,10 @@ def test_availability_and_state_retained_and_lwt_on_kill9(
         wait_for(lambda: subscriber.retained.get(TOPICS.availability) == b"online", 20, "online")
         wait_for(lambda: TOPICS.state in subscriber.retained, 5, "state")
         state = json.loads(subscriber.retained[TOPICS.state])
-        assert state["mode"] == "live" and state["backlog"] in (0, 3)
-        assert {"version", "datasets", "last_transaction"} <= state.keys()
+        # No kiosk process has ever reported: the hub must not see a healthy lane.
+        assert state["mode"] == "out_of_service" and not state["kiosk_running"]
+        assert state["backlog"] in (0, 3)
+        assert {"software", "datasets", "last_transaction", "devices"} <= state.keys()
     finally:
         agent.kill()
         agent.wait(5)

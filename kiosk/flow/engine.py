@@ -44,6 +44,7 @@ from kiosk.policy import (
 )
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import Reason
+from kiosk.remote import HubDesk
 from kiosk.store import Store, StoreError
 from models.matching import FaceMatcher, FaceObservation, ModelUnavailable
 
@@ -137,6 +138,7 @@ class LaneEngine:
         doors: DoorsSection,
         versions: Mapping[str, str],
         training: bool = False,
+        desk: HubDesk | None = None,
     ) -> None:
         self.devices = devices
         self.doors = DoorController(
@@ -159,6 +161,7 @@ class LaneEngine:
         self.fingerprint = fingerprint
         self.versions = dict(versions)
         self.training = training
+        self.desk = desk if desk is not None else HubDesk(store)
         self._state = State.IDLE
         self._observers: list[Callable[[FlowEvent], None]] = []
         self._cancel = threading.Event()
@@ -210,6 +213,8 @@ class LaneEngine:
         Out of service, every device must be fully healthy before the lane reopens; in service, a
         degraded device (e.g. one reporting noise) may go on serving.
         """
+        if self.desk.closed_reason is not None:
+            return self.desk.closed_reason
         strict = self._state is State.OUT_OF_SERVICE
         for device in self.devices.all():
             health = device.health()
@@ -229,14 +234,17 @@ class LaneEngine:
 
     def run_once(self, idle_timeout_s: float) -> TransactionOutcome | None:
         """Serve one traveller. ``None`` when no document was presented within ``idle_timeout_s``."""
+        self._serve_hub_requests()
         problem = self.check_service()
         if problem is not None:
             self._go_out_of_service(problem)
+            self.report_status()
             return TransactionOutcome(None, "OUT_OF_SERVICE", (), {}, (str(State.OUT_OF_SERVICE),))
         if self._state is State.OUT_OF_SERVICE:
             self._set_state(State.IDLE)
             self.out_of_service_reason = None
             self._emit("service", {"in_service": True})
+        self.report_status()
         self._cancel.clear()
         self.doors.secure()
         try:
@@ -250,6 +258,55 @@ class LaneEngine:
         if read is None:
             return None
         return self._serve(read)
+
+    # --- the hub's requests and the status it reads -----------------------------------------------
+
+    def report_status(self) -> None:
+        """What the edge agent publishes as this kiosk's state (written on change or heartbeat)."""
+        if self.desk.mode == "maintenance":
+            mode = "maintenance"
+        else:
+            mode = "out_of_service" if self._state is State.OUT_OF_SERVICE else "in_service"
+        devices = {}
+        for device in self.devices.all():
+            health = device.health()
+            devices[device.name] = {"state": str(health.state), "reason": health.reason}
+        self.desk.report(
+            {
+                "mode": mode,
+                "reason": self.out_of_service_reason,
+                "devices": devices,
+                "versions": self.versions,
+                "training": self.training,
+            }
+        )
+
+    def _serve_hub_requests(self) -> None:
+        """Act on signed hub commands the agent queued; only ever between travellers."""
+        for request in self.desk.take_requests():
+            outcome = "done"
+            try:
+                if request.name == "set_mode":
+                    self.desk.set_mode(str(request.args["mode"]))
+                    if self.desk.mode != "in_service":
+                        self._go_out_of_service(self.desk.closed_reason or "closed by the hub")
+                elif request.name == "open_exit_door":
+                    self._officer_exit(float(request.args.get("hold_s", 10.0)))
+                else:  # reload_config, reboot: the process stops and its supervisor starts it again
+                    self.desk.restart_requested = request.name
+                    outcome = "restart_requested"
+            except (DeviceError, InterlockError, StoreError) as exc:
+                outcome = f"failed: {exc}"
+            self.desk.done(request, outcome, self.training)
+
+    def _officer_exit(self, hold_s: float) -> None:
+        """Officer override: free the exit (entry locked first by the interlock) for ``hold_s``."""
+        self._alert("officer_exit_override", {"hold_s": hold_s})
+        self.doors.open_exit()
+        deadline = self.clock.monotonic() + hold_s
+        while (remaining := deadline - self.clock.monotonic()) > 0:
+            self.doors.wait_event(remaining)
+        self.doors.secure()
 
     # --- one transaction ---------------------------------------------------------------------------
 

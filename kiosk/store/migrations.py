@@ -141,7 +141,26 @@ _V1 = (
     """,
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "transactions, outbox, reference data, meta", _run(_V1)),)
+# Requests the edge agent leaves for the kiosk process (signed hub commands that act on the lane).
+# A table rather than a meta key: agent and kiosk write concurrently and each row is its own record.
+_V2 = (
+    """
+    CREATE TABLE remote_requests (
+        command_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        args TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        done_at TEXT,
+        outcome TEXT
+    )
+    """,
+    "CREATE INDEX remote_requests_open ON remote_requests (requested_at) WHERE done_at IS NULL",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "transactions, outbox, reference data, meta", _run(_V1)),
+    Migration(2, "remote requests from the hub", _run(_V2)),
+)
 
 LATEST_VERSION = len(MIGRATIONS)
 

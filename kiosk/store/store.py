@@ -584,6 +584,39 @@ class Store:
             )
             return cursor.rowcount
 
+    def activity(self, since: datetime, until: datetime) -> dict[str, Any]:
+        """Raw material for the metrics message: what finished and what was raised in [since, until)."""
+        low, high = to_iso(since), to_iso(until)
+        with self._read("read activity") as db:
+            finished = [
+                {
+                    "decision": d,
+                    "reasons": json.loads(r),
+                    "stage_ms": json.loads(s),
+                    "face_score": f,
+                    "training": bool(t),
+                }
+                for d, r, s, f, t in db.execute(
+                    "SELECT decision, reasons, stage_ms, face_score, training FROM transactions"
+                    " WHERE finished_at >= ? AND finished_at < ? AND status != 'in_progress'",
+                    (low, high),
+                )
+            ]
+            raised = {
+                str(t): int(n)
+                for t, n in db.execute(
+                    "SELECT type, count(*) FROM outbox WHERE ts >= ? AND ts < ? GROUP BY type", (low, high)
+                )
+            }
+            oldest = db.execute("SELECT min(ts) FROM outbox WHERE delivered_at IS NULL").fetchone()[0]
+            backlog = int(db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0])
+        return {
+            "transactions": finished,
+            "events": raised,
+            "backlog": backlog,
+            "oldest_pending": None if oldest is None else from_iso(oldest),
+        }
+
     # ------------------------------------------------------------------ meta
 
     def get_meta(self, key: str) -> str | None:
@@ -606,6 +639,35 @@ class Store:
             return {
                 str(k): str(v) for k, v in db.execute("SELECT key, value FROM meta ORDER BY key").fetchall()
             }
+
+    # ------------------------------------------------------------------ remote requests
+
+    def post_request(self, command_id: str, name: str, args: Mapping[str, Any]) -> bool:
+        """Queue a hub request for the kiosk; False if this command id was already queued."""
+        with self._write(f"queue request {name}") as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO remote_requests (command_id, name, args, requested_at)"
+                " VALUES (?, ?, ?, ?)",
+                (command_id, name, dumps(dict(args)), self._timestamp()),
+            )
+            return cursor.rowcount == 1
+
+    def open_requests(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """Requests not yet acted on, oldest first: (command_id, name, args)."""
+        with self._read("read open requests") as db:
+            rows = db.execute(
+                "SELECT command_id, name, args FROM remote_requests WHERE done_at IS NULL"
+                " ORDER BY requested_at, command_id"
+            ).fetchall()
+        return [(str(c), str(n), json.loads(a)) for c, n, a in rows]
+
+    def finish_request(self, command_id: str, outcome: str) -> None:
+        with self._write("finish request") as db:
+            db.execute(
+                "UPDATE remote_requests SET done_at = ?, outcome = ?"
+                " WHERE command_id = ? AND done_at IS NULL",
+                (self._timestamp(), outcome, command_id),
+            )
 
     # ------------------------------------------------------------------ reference data (write)
 

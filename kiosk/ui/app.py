@@ -112,7 +112,10 @@ class GerbangApp(App):
         self.world = world
         self.serve = serve  # False: screens only (screenshots)
         self.training = kiosk.engine.training
-        self.bridge = EngineBridge(kiosk.engine, self._on_event, after_transaction=self._after_transaction)
+        self.restart_requested: str | None = None
+        self.bridge = EngineBridge(
+            kiosk.engine, self._on_event, after_transaction=self._after_transaction, on_restart=self._restart
+        )
         self.frames = self.bridge.frames
         ui = kiosk.config.ui
         expected = ui.maintenance_pin_sha256
@@ -210,6 +213,11 @@ class GerbangApp(App):
             self.bridge.start()
             Clock.schedule_interval(self._watch_inactivity, 1.0)
         Clock.schedule_once(self._ready)
+
+    def _restart(self, why: str) -> None:
+        # Called on the engine thread; the app stops on the UI thread and the supervisor restarts it.
+        self.restart_requested = why
+        Clock.schedule_once(lambda _dt: self.stop())
 
     def _ready(self, _dt: float) -> None:
         elapsed = time.monotonic() - self.started_at

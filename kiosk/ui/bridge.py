@@ -70,6 +70,7 @@ class EngineBridge:
         engine: LaneEngine,
         on_event: Callable[[FlowEvent], None],
         after_transaction: Callable[[TransactionOutcome], None] | None = None,
+        on_restart: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.frames = FrameTap(engine.devices.camera)
@@ -77,6 +78,8 @@ class EngineBridge:
         engine.devices = replace(engine.devices, camera=self.frames)
         self._on_event = on_event
         self._after = after_transaction
+        # A hub reload_config/reboot: the loop ends between travellers and the app stops.
+        self._on_restart = on_restart
         self._running = threading.Event()
         self._paused = threading.Event()
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -162,6 +165,9 @@ class EngineBridge:
                 continue
             if outcome is not None and outcome.transaction_id is not None and self._after is not None:
                 self._after(outcome)
+            if self.engine.desk.restart_requested is not None and self._on_restart is not None:
+                self._on_restart(self.engine.desk.restart_requested)
+                return
             if outcome is not None and outcome.decision == "OUT_OF_SERVICE":
                 time.sleep(OUT_OF_SERVICE_RETRY_S)
             elif time.monotonic() - started < MIN_TURN_S:

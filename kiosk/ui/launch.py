@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import tempfile
 import time
@@ -13,9 +14,12 @@ from typing import TYPE_CHECKING
 from kiosk.app import Kiosk, build_kiosk
 from kiosk.clock import SimulatedClock
 from kiosk.config import Config, UiSection
+from kiosk.remote import RESTART_EXIT_CODE
 from kiosk.ui import environment
 from kiosk.ui.catalogues import compile_catalogues
 from kiosk.ui.languages import LANGUAGES
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from kiosk.ui.world import SimulatedWorld
@@ -76,6 +80,9 @@ def run(config: Config, *, db: Path | None, seed: int, offscreen: bool = False) 
         # A service stop ends the app through its own stop: the engine is released, doors secured.
         signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda _dt: app.stop()))
         app.run()
+    if app.restart_requested is not None:
+        log.warning("stopping for a restart requested by the hub (%s)", app.restart_requested)
+        return RESTART_EXIT_CODE
     return 0
 
 

@@ -1,0 +1,121 @@
+"""The agent's composition root: configuration (plus command-line overrides) into a running publisher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from drivers.backoff import Backoff
+from edge_agent.commands import CommandHandler, load_public_key
+from edge_agent.metrics import MetricsReporter
+from edge_agent.publisher import Inbound, Periodic, Publisher, PublisherOptions, TlsOptions
+from edge_agent.state import StateReporter, software_version
+from edge_agent.sync import SyncHandler
+from edge_agent.topics import Topics
+from kiosk.config import Config
+from kiosk.store import Store
+
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+STATE_CHECK_S = 2.0  # how soon a kiosk mode change or crash reaches the hub
+COMPACT_EVERY_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line may set over the config file."""
+
+    broker: str | None = None
+    site: str | None = None
+    kiosk: str | None = None
+    mqtt5: bool = False
+    keepalive_s: int | None = None
+    backoff_initial_s: float | None = None
+    backoff_max_s: float | None = None
+    command_key: Path | None = None
+    sync_key: Path | None = None
+
+
+def parse_broker(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"broker must look like mqtt://HOST:PORT or mqtts://HOST:PORT, got {url!r}")
+    return parts.scheme, parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
+
+
+def publisher_options(config: Config, over: Overrides) -> PublisherOptions:
+    agent = config.agent
+    scheme, host, port = parse_broker(over.broker or agent.broker)
+    tls = None
+    if scheme == "mqtts":
+        if agent.tls.ca_file is None:
+            raise ValueError("mqtts:// needs agent.tls.ca_file: the broker's certificate is always verified")
+        tls = TlsOptions(
+            ca_file=config.data_path(agent.tls.ca_file),  # type: ignore[arg-type]
+            cert_file=config.data_path(agent.tls.cert_file),
+            key_file=config.data_path(agent.tls.key_file),
+        )
+    elif agent.tls.cert_file is not None:
+        raise ValueError("a client certificate is configured but the broker URL is not mqtts://")
+    password = None
+    if agent.password_file is not None:
+        if agent.username is None:
+            raise ValueError("agent.password_file needs agent.username")
+        path = config.data_path(agent.password_file)
+        assert path is not None
+        password = path.read_text(encoding="utf-8").strip()
+    return PublisherOptions(
+        host=host,
+        port=port,
+        keepalive_s=over.keepalive_s or agent.keepalive_s,
+        mqtt_version=5 if over.mqtt5 or agent.mqtt_version == "5" else 4,
+        backoff=Backoff(
+            initial_s=over.backoff_initial_s or agent.backoff_initial_s,
+            maximum_s=over.backoff_max_s or agent.backoff_max_s,
+        ),
+        tls=tls,
+        username=agent.username,
+        password=password,
+    )
+
+
+def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
+    """Raises ValueError/OSError for unusable settings (bad URL, unreadable key or password file)."""
+    agent = config.agent
+    topics = Topics(over.site or config.kiosk.site, over.kiosk or config.kiosk.id)
+    options = publisher_options(config, over)
+    state = StateReporter(store, topics, interval_s=agent.state_interval_s)
+    metrics = MetricsReporter(store, topics)
+    inbound: list[Inbound] = []
+    sync: SyncHandler | None = None
+    sync_key = over.sync_key or config.data_path(agent.sync_key_file)
+    if sync_key is not None:
+        sync = SyncHandler(store, topics, load_public_key(sync_key))
+        inbound.append(sync)
+    command_key = over.command_key or config.data_path(agent.command_key_file)
+    if command_key is not None:
+        commands = CommandHandler(
+            store,
+            topics,
+            load_public_key(command_key),
+            freshness_s=agent.command_freshness_s,
+            diagnostics=lambda: {
+                "backlog": store.backlog(),
+                "datasets": store.dataset_versions(),
+                "version": software_version(),
+                "state": state.state(),
+            },
+        )
+        inbound.append(commands)
+    retention = timedelta(days=agent.outbox_retention_days)
+    periodic = [
+        Periodic(STATE_CHECK_S, state.produce, reset=state.reset),
+        Periodic(agent.metrics_interval_s, metrics.produce),
+        Periodic(COMPACT_EVERY_S, lambda: (store.compact(datetime.now(UTC) - retention), [])[1]),
+    ]
+    publisher = Publisher(store, topics, options, inbound, periodic)
+    if sync is not None and command_key is not None:
+        # sync_now: subscribe again, so the broker re-sends its retained bundles.
+        commands.on_sync_now.append(lambda: publisher.resubscribe(sync.subscriptions()))
+    return publisher
