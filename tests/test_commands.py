@@ -36,7 +36,9 @@ Setup = tuple["Hub", Store, Ed25519PrivateKey]
 class Hub:
     """Sends commands and collects cmd_result messages."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, topics: Topics = TOPICS) -> None:
+        self.topics = topics
+        self.target = {"site": topics.site, "kiosk": topics.kiosk}
         self.results: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.connected = threading.Event()
@@ -48,7 +50,7 @@ class Hub:
         assert self.connected.wait(10)
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
-        client.subscribe(f"{TOPICS.base}/cmd_result/+", qos=1)
+        client.subscribe(f"{self.topics.base}/cmd_result/+", qos=1)
         self.connected.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -57,7 +59,7 @@ class Hub:
 
     def send(self, name: str, body: dict[str, Any] | bytes) -> None:
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.client.publish(TOPICS.command(name), payload, qos=1).wait_for_publish(5)
+        self.client.publish(self.topics.command(name), payload, qos=1).wait_for_publish(5)
 
     def result(self, command_id: str) -> dict[str, Any]:
         wait_for(lambda: command_id in self.results, 10, f"cmd_result {command_id}")
