@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,12 +11,14 @@ from urllib.parse import urlsplit
 from drivers.backoff import Backoff
 from edge_agent.commands import CommandHandler, load_public_key
 from edge_agent.metrics import MetricsReporter
-from edge_agent.publisher import Inbound, Periodic, Publisher, PublisherOptions, TlsOptions
+from edge_agent.publisher import Inbound, Outgoing, Periodic, Publisher, PublisherOptions, TlsOptions
 from edge_agent.state import StateReporter, software_version
 from edge_agent.sync import SyncHandler
 from edge_agent.topics import Topics
 from kiosk.config import Config
 from kiosk.store import Store
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 STATE_CHECK_S = 2.0  # how soon a kiosk mode change or crash reaches the hub
@@ -80,6 +83,14 @@ def publisher_options(config: Config, over: Overrides) -> PublisherOptions:
     )
 
 
+def compact_outbox(store: Store, retention: timedelta) -> list[Outgoing]:
+    """Delete events the broker acknowledged longer ago than ``retention``; pending ones are never touched."""
+    removed = store.compact(datetime.now(UTC) - retention)
+    if removed:
+        log.info("compacted %d delivered outbox events", removed)
+    return []
+
+
 def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
     """Raises ValueError/OSError for unusable settings (bad URL, unreadable key or password file)."""
     agent = config.agent
@@ -112,7 +123,7 @@ def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
     periodic = [
         Periodic(STATE_CHECK_S, state.produce, reset=state.reset),
         Periodic(agent.metrics_interval_s, metrics.produce),
-        Periodic(COMPACT_EVERY_S, lambda: (store.compact(datetime.now(UTC) - retention), [])[1]),
+        Periodic(COMPACT_EVERY_S, lambda: compact_outbox(store, retention)),
     ]
     publisher = Publisher(store, topics, options, inbound, periodic)
     if sync is not None and command_key is not None:

@@ -1,4 +1,4 @@
-"""The kiosk's side of the hub link: queued requests acted on by the engine, status heartbeat, state, metrics."""
+"""The kiosk's side of the hub link: requests acted on by the engine, status heartbeat, state, metrics."""
 
 from __future__ import annotations
 
@@ -52,9 +52,12 @@ def test_hub_maintenance_mode_closes_the_lane_and_survives_a_restart(kiosk, sim_
     assert not kiosk.engine.devices.gate.entry_unlocked()
     status = read_status(kiosk.store)
     assert status is not None and status["mode"] == "maintenance"
-    assert {"audit": "command_executed", "command_id": "c-1", "name": "set_mode", "outcome": "done"} in audits(
-        kiosk.store
-    )
+    assert {
+        "audit": "command_executed",
+        "command_id": "c-1",
+        "name": "set_mode",
+        "outcome": "done",
+    } in audits(kiosk.store)
     assert kiosk.store.open_requests() == []
     # A new process reads the mode back: a lane closed by the hub stays closed after a reboot.
     assert HubDesk(kiosk.store).mode == "maintenance"
@@ -212,3 +215,23 @@ def test_signed_set_mode_travels_hub_to_lane_and_back_to_the_state_topic(tmp_pat
         agent_store.close()
         kiosk.close()
         broker.stop()
+
+
+def test_compaction_removes_only_delivered_events_past_retention(tmp_path: Path) -> None:
+    import time
+
+    from edge_agent.agent import compact_outbox
+
+    with Store.open(tmp_path / "k.sqlite3") as store:
+        events = [store.add_event("audit", {"n": i}) for i in range(5)]
+        store.mark_delivered([e.seq for e in events[:3]])
+        time.sleep(0.05)
+        compact_outbox(store, timedelta(seconds=0.01))
+        assert [e.seq for e in store.pending_events(100)] == [e.seq for e in events[3:]]
+        assert store.event(events[0].seq) is None
+        # Retention not yet reached: nothing goes.
+        store.mark_delivered([events[3].seq])
+        compact_outbox(store, timedelta(days=30))
+        assert store.event(events[3].seq) is not None
+        # A seq is never reused after compaction.
+        assert store.add_event("audit", {"n": 9}).seq == events[-1].seq + 1
