@@ -1,24 +1,354 @@
-"""Reference-data bundles from the hub (placeholder: being written)."""
+"""Signed reference-data bundles from the hub: verified, checked against what is in force, applied atomically.
+
+A bundle decides who the gate lets through (watchlist, e-visas, visa exemptions, policy), so nothing in
+it is trusted before its Ed25519 signature checks out, and a bundle that fails any check leaves the
+previous version in force and raises an alert that reaches the hub through the outbox. Bundles are
+retained on the broker, so the current one arrives again on every connect: a bundle already applied is
+recognised by the hash of its bytes and ignored without parsing or alerting.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from edge_agent.commands import canonical
 from edge_agent.publisher import Outgoing
 from edge_agent.topics import Topics
-from kiosk.store import Store
+from kiosk.reference import Dataset
+from kiosk.store import ReferenceDataError, Store, canonical_sha256
+from kiosk.store.reference_data import EVisaRow, VisaExemptRow, WatchlistRow
+
+log = logging.getLogger(__name__)
+
+BUNDLE_SCHEMA = 1
+# Checked before parsing: a 100k-row watchlist is ~13 MB, and json.loads of an unbounded message could
+# take the agent's memory (and the device's link to the hub) with it.
+MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+KINDS = ("full", "delta")
+FIELDS = frozenset(
+    {
+        "schema",
+        "dataset",
+        "version",
+        "kind",
+        "base_version",
+        "issued_at",
+        "site",
+        "records",
+        "records_sha256",
+        "signature",
+    }
+)
+REASONS = (
+    "too_large",
+    "malformed",
+    "bad_signature",
+    "unknown_dataset",
+    "wrong_site",
+    "wrong_dataset",
+    "checksum",
+    "rollback",
+    "version_conflict",
+    "base_mismatch",
+    "invalid_records",
+)
+APPLIED_META = "sync_applied:{}"
+REJECTED_META = "sync_rejected:{}"
+# Same rule as kiosk.store.reference_data: a version string that can be stored is also safe to report.
+_VERSION = re.compile(r"^[\x21-\x7e]{1,100}$")
+_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Where a delta's base rows are read from; the columns are the record fields the hub sends.
+_ROW_COLUMNS: dict[Dataset, tuple[str, ...]] = {
+    Dataset.EVISA: tuple(EVisaRow.model_fields),
+    Dataset.VISA_EXEMPT: tuple(VisaExemptRow.model_fields),
+    Dataset.WATCHLIST: tuple(WatchlistRow.model_fields),
+}
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, version: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.version = version
+
+
+@dataclass(frozen=True)
+class Bundle:
+    dataset: Dataset
+    version: str
+    kind: str
+    base_version: str | None
+    issued_at: datetime
+    records: Any
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    # applied | unchanged | rejected (with reason) | repeated (the same rejected bytes again: no new alert)
+    # | cleared (an empty message: the hub deleted the retained bundle; what is in force stays)
+    status: str
+    dataset: str | None
+    version: str | None = None
+    reason: str | None = None
+    records: int | None = None
+
+
+@dataclass
+class SyncStats:
+    received: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    repeated: int = 0
+    cleared: int = 0
+    last: SyncOutcome | None = field(default=None)
+
+
+def normalised(records: Any) -> Any:
+    """List datasets in canonical order: the hub signs a given set as the same bytes every time."""
+    if isinstance(records, list):
+        return sorted(records, key=lambda record: canonical(record))
+    return records
+
+
+def records_sha256(records: Any) -> str:
+    return hashlib.sha256(canonical(records)).hexdigest()
+
+
+def _utc(text: object) -> datetime:
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("no time zone")
+    return moment.astimezone(UTC)
 
 
 class SyncHandler:
+    """Inbound handler for ``gerbang/v1/{site}/sync/+``: no MQTT reply, the outbox carries the alerts."""
+
     def __init__(self, store: Store, topics: Topics, hub_key: Ed25519PublicKey) -> None:
         self.store = store
         self.topics = topics
         self.hub_key = hub_key
+        self.stats = SyncStats()
 
     def subscriptions(self) -> list[str]:
         return [self.topics.sync_filter]
 
     def handle(self, topic: str, payload: bytes, retained: bool) -> Sequence[Outgoing]:
-        raise NotImplementedError
+        self.process(topic, payload)
+        return []
+
+    # ------------------------------------------------------------------ pipeline
+    def process(self, topic: str, payload: bytes) -> SyncOutcome:
+        self.stats.received += 1
+        segment = topic.rsplit("/", 1)[-1]
+        known = segment if segment in {d.value for d in Dataset} else None
+        if not payload:
+            # MQTT's way of deleting a retained message; it reaches current subscribers too. Not a bundle,
+            # and nothing to alert about: withdrawing a bundle never withdraws the data in force.
+            return self._count(SyncOutcome("cleared", known))
+        digest = hashlib.sha256(payload).hexdigest()
+        if known is not None:
+            applied = self._meta(APPLIED_META.format(known))
+            if applied.get("payload_sha256") == digest:
+                # The retained bundle again (every reconnect, every sync_now): already verified and in force.
+                return self._count(SyncOutcome("unchanged", known, applied.get("version")))
+            rejected = self._meta(REJECTED_META.format(known))
+            if rejected.get("payload_sha256") == digest:
+                # Same bytes, same store state, same verdict: one alert per bad bundle, not one per reconnect.
+                outcome = SyncOutcome("repeated", known, rejected.get("version"), rejected.get("reason"))
+                return self._count(outcome)
+        try:
+            bundle = self._verify(topic, segment, payload)
+            outcome = self._apply(bundle, digest)
+        except Rejected as exc:
+            return self._reject(known or (segment if _SEGMENT.match(segment) else None), exc, digest)
+        return self._count(outcome)
+
+    def _count(self, outcome: SyncOutcome) -> SyncOutcome:
+        setattr(self.stats, outcome.status, getattr(self.stats, outcome.status) + 1)
+        self.stats.last = outcome
+        return outcome
+
+    def _reject(self, dataset: str | None, exc: Rejected, digest: str) -> SyncOutcome:
+        log.warning("sync bundle refused: dataset=%s version=%s reason=%s", dataset, exc.version, exc.reason)
+        alert = {"alert": "sync_rejected", "dataset": dataset, "version": exc.version, "reason": exc.reason}
+        self.store.add_event("alert", alert)
+        if dataset in {d.value for d in Dataset}:
+            record = {"payload_sha256": digest, "reason": exc.reason, "version": exc.version}
+            self.store.set_meta(REJECTED_META.format(dataset), json.dumps(record, sort_keys=True))
+        return self._count(SyncOutcome("rejected", dataset, exc.version, exc.reason))
+
+    def _meta(self, key: str) -> dict[str, Any]:
+        raw = self.store.get_meta(key)
+        try:
+            value = json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    # ------------------------------------------------------------------ checks
+    def _verify(self, topic: str, segment: str, payload: bytes) -> Bundle:
+        if len(payload) > MAX_BUNDLE_BYTES:
+            raise Rejected("too_large")
+        try:
+            body = json.loads(payload)
+        except (ValueError, RecursionError):
+            raise Rejected("malformed") from None
+        if not isinstance(body, dict) or not isinstance(body.get("signature"), str):
+            raise Rejected("malformed")
+        unsigned = {k: v for k, v in body.items() if k != "signature"}
+        # Signature first: nothing in an unauthenticated message is worth trusting or reporting on.
+        try:
+            self.hub_key.verify(base64.b64decode(body["signature"], validate=True), canonical(unsigned))
+        except (InvalidSignature, binascii.Error, ValueError):
+            raise Rejected("bad_signature") from None
+        version = body.get("version")
+        version = version if isinstance(version, str) and _VERSION.match(version) else None
+        if set(body) != FIELDS or version is None:
+            raise Rejected("malformed", version)
+        schema, kind, base = body["schema"], body["kind"], body["base_version"]
+        if type(schema) is not int or schema != BUNDLE_SCHEMA or kind not in KINDS:
+            raise Rejected("malformed", version)
+        if not isinstance(body["dataset"], str) or not isinstance(body["site"], str):
+            raise Rejected("malformed", version)
+        try:
+            issued_at = _utc(body["issued_at"])
+        except ValueError:
+            raise Rejected("malformed", version) from None
+        try:
+            dataset = Dataset(body["dataset"])
+        except ValueError:
+            raise Rejected("unknown_dataset", version) from None
+        records = body["records"]
+        if kind == "full" and base is not None:
+            raise Rejected("malformed", version)
+        if kind == "delta" and not self._delta_shape(dataset, base, records):
+            raise Rejected("malformed", version)
+        if body["site"] != self.topics.site or not topic.startswith(self.topics.sync_filter[:-1]):
+            raise Rejected("wrong_site", version)
+        if dataset.value != segment:
+            raise Rejected("wrong_dataset", version)
+        expected = body["records_sha256"]
+        if not isinstance(expected, str) or not _SHA256.match(expected):
+            raise Rejected("malformed", version)
+        if records_sha256(records) != expected:
+            raise Rejected("checksum", version)
+        return Bundle(dataset, version, kind, base, issued_at, records)
+
+    @staticmethod
+    def _delta_shape(dataset: Dataset, base: object, records: object) -> bool:
+        if dataset is Dataset.POLICY or not isinstance(base, str) or not _VERSION.match(base):
+            return False
+        if not isinstance(records, dict) or set(records) != {"add", "remove"}:
+            return False
+        return all(
+            isinstance(part, list) and all(isinstance(r, dict) for r in part)
+            for part in (records["add"], records["remove"])
+        )
+
+    # ------------------------------------------------------------------ apply
+    def _apply(self, bundle: Bundle, digest: str) -> SyncOutcome:
+        name = bundle.dataset.value
+        applied = self._meta(APPLIED_META.format(name))
+        try:
+            previous = _utc(applied.get("issued_at"))
+        except ValueError:
+            previous = None
+        if previous is not None and bundle.issued_at < previous:
+            # An older signed bundle replayed (or a stale retained one) must not undo a newer watchlist.
+            raise Rejected("rollback", bundle.version)
+        info = next((d for d in self.store.datasets() if d.name == name), None)
+        if info is not None and info.version == bundle.version:
+            # In force already (e.g. the agent stopped between applying and recording the bundle).
+            if bundle.kind == "full" and not self._same_content(bundle, info.sha256):
+                raise Rejected("version_conflict", bundle.version)
+            self._remember(bundle, digest)
+            return SyncOutcome("unchanged", name, bundle.version, records=info.record_count)
+        if bundle.kind == "delta":
+            current = None if info is None else info.version
+            if bundle.base_version != current:
+                raise Rejected("base_mismatch", bundle.version)
+            records = self._patched(bundle)
+        else:
+            records = bundle.records
+        try:
+            # One SQLite transaction: readers on other connections see the old or the new set, never a mix.
+            self.store.apply_dataset(bundle.dataset, bundle.version, records)
+        except ReferenceDataError as exc:
+            log.warning("sync bundle %s %s has invalid records: %s", name, bundle.version, exc)
+            raise Rejected("invalid_records", bundle.version) from None
+        self._remember(bundle, digest)
+        count = 1 if bundle.dataset is Dataset.POLICY else len(records)
+        self.store.add_event(
+            "audit",
+            {
+                "audit": "dataset_applied",
+                "dataset": name,
+                "version": bundle.version,
+                "kind": bundle.kind,
+                "records": count,
+            },
+        )
+        log.info("applied %s bundle %s version %s (%d records)", bundle.kind, name, bundle.version, count)
+        return SyncOutcome("applied", name, bundle.version, records=count)
+
+    def _remember(self, bundle: Bundle, digest: str) -> None:
+        name = bundle.dataset.value
+        record = {
+            "payload_sha256": digest,
+            "version": bundle.version,
+            "issued_at": bundle.issued_at.isoformat(),
+            "kind": bundle.kind,
+        }
+        self.store.set_meta(APPLIED_META.format(name), json.dumps(record, sort_keys=True))
+        # A bundle refused against the old state may be acceptable against the new one.
+        self.store.set_meta(REJECTED_META.format(name), "{}")
+
+    def _same_content(self, bundle: Bundle, stored_sha256: str) -> bool:
+        if bundle.dataset is Dataset.POLICY:
+            try:
+                return canonical_sha256(bundle.records) == stored_sha256
+            except ValueError:  # not storable (NaN ...), so certainly not what is stored
+                return False
+        if not isinstance(bundle.records, list):
+            return False
+        # Compared as sets: the order rows were applied in (full, or a delta's result) is not content.
+        _version, current = self._current(bundle.dataset)
+        offered = {canonical(r) for r in bundle.records}
+        return len(offered) == len(bundle.records) and offered == current.keys()
+
+    def _current(self, dataset: Dataset) -> tuple[str | None, dict[bytes, Mapping[str, Any]]]:
+        """The version in force and its records keyed by canonical JSON, from one snapshot."""
+        version, rows = self.store.dataset_rows(dataset, _ROW_COLUMNS[dataset])
+        return version, {canonical(record): record for record in rows}
+
+    def _patched(self, bundle: Bundle) -> list[Mapping[str, Any]]:
+        """The base rows with the delta applied; any disagreement with the base: the hub must send full."""
+        version, current = self._current(bundle.dataset)
+        if version != bundle.base_version:
+            raise Rejected("base_mismatch", bundle.version)
+        for record in bundle.records["remove"]:
+            if current.pop(canonical(record), None) is None:
+                raise Rejected("base_mismatch", bundle.version)
+        for record in bundle.records["add"]:
+            key = canonical(record)
+            if key in current:
+                raise Rejected("base_mismatch", bundle.version)
+            current[key] = record
+        return list(current.values())

@@ -1,4 +1,4 @@
-"""The hub's command signer. The PRIVATE key lives only here; kiosks get the public half."""
+"""The hub's key pairs and command signer. The PRIVATE keys live only here; kiosks get the public halves."""
 
 from __future__ import annotations
 
@@ -17,12 +17,19 @@ from edge_agent.commands import canonical
 
 PRIVATE_NAME = "hub_command_key.pem"
 PUBLIC_NAME = "hub_command_key.pub.pem"
+SYNC_PRIVATE_NAME = "hub_sync_key.pem"
+SYNC_PUBLIC_NAME = "hub_sync_key.pub.pem"
+# One pair per role: a leaked bundle key must not open doors, nor a leaked command key rewrite a watchlist.
+KEY_NAMES = {"command": (PRIVATE_NAME, PUBLIC_NAME), "sync": (SYNC_PRIVATE_NAME, SYNC_PUBLIC_NAME)}
 
 
-def keygen(out_dir: Path) -> tuple[Path, Path]:
+def keygen(out_dir: Path, role: str = "command") -> tuple[Path, Path]:
     """Write a new Ed25519 pair; refuses to overwrite so a live fleet key is never lost by accident."""
+    if role not in KEY_NAMES:
+        raise ValueError(f"unknown key role {role!r} (known: {', '.join(KEY_NAMES)})")
     out_dir.mkdir(parents=True, exist_ok=True)
-    private_path, public_path = out_dir / PRIVATE_NAME, out_dir / PUBLIC_NAME
+    private_name, public_name = KEY_NAMES[role]
+    private_path, public_path = out_dir / private_name, out_dir / public_name
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
