@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 MOSQUITTO = "/usr/sbin/mosquitto"
@@ -18,7 +20,22 @@ def free_port() -> int:
 
 
 class MosquittoBroker:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        listener: Sequence[str] = (),
+        extra: Sequence[str] = (),
+        allow_anonymous: bool = True,
+        config_text: str | None = None,
+    ) -> None:
+        """The default is one anonymous plain listener on ``port``.
+
+        ``listener`` lines follow the ``listener`` line (certificates, ``require_certificate`` ...),
+        ``extra`` lines end the file (``password_file``, ``acl_file``, more listeners).
+        ``config_text`` replaces the whole file; it must open a listener on ``port``.
+        """
         # Fail, not skip: a missing broker on a test machine is a setup defect to be seen.
         binary = MOSQUITTO if Path(MOSQUITTO).exists() else shutil.which("mosquitto")
         if binary is None:
@@ -26,9 +43,21 @@ class MosquittoBroker:
         self.binary = binary
         self.port = port or free_port()
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n", encoding="utf-8"
-        )
+        custom = config_text is not None or bool(listener or extra) or not allow_anonymous
+        if config_text is None:
+            lines = [
+                f"listener {self.port} 127.0.0.1",
+                *listener,
+                f"allow_anonymous {'true' if allow_anonymous else 'false'}",
+                "persistence false",
+                *extra,
+            ]
+            config_text = "\n".join(lines) + "\n"
+        if custom and os.geteuid() == 0:
+            # Started as root, mosquitto drops to its own user before reading certificates, password and
+            # ACL files — which sit in pytest's 0700 root-owned tmp dirs. A test broker may stay root.
+            config_text = "user root\n" + config_text
+        self.config.write_text(config_text, encoding="utf-8")
         self.log = workdir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
