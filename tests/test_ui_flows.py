@@ -458,7 +458,7 @@ def _driver(scenario: str, folder: Path, cache: Path) -> None:
                 verdicts.append(str(result.verdict))
             report["verdicts"] = verdicts
             report["locked_for_s"] = app.pin.locked_for()
-            report["audit"] = [e["action"] for e in store_events("audit")]
+            report["audit"] = [e["audit"] for e in store_events("audit")]
 
         def maintenance():
             yield from on(Screen.ATTRACT)

@@ -82,4 +82,4 @@ class PinLock:
         return PinResult(PinVerdict.WRONG, failures_left=self.max_failures - failures)
 
     def _audit(self, action: str) -> None:
-        self.store.add_event("audit", {"action": action}, training=self.training())
+        self.store.add_event("audit", {"audit": action}, training=self.training())
