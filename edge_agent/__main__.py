@@ -1,6 +1,7 @@
 """``python -m edge_agent``: the kiosk's link to the fleet hub.
 
-``run`` drains the outbox to an MQTT broker until SIGTERM; ``outbox`` inspects the backlog.
+``run`` drains the outbox to an MQTT broker until SIGTERM; ``outbox`` inspects the backlog; ``bench``
+prints the agent's benchmarks (edge_agent/bench.py).
 """
 
 from __future__ import annotations
@@ -70,13 +71,23 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--kiosk")
     run.add_argument("--config", type=Path)
     run.add_argument("--keepalive", type=int)
-    run.add_argument("--mqtt5", action="store_true", help="speak MQTT 5 instead of 3.1.1")
+    run.add_argument("--mqtt5", action="store_true", help="speak MQTT 5 even if the config says 3.1.1")
     run.add_argument("--backoff-initial", type=float)
     run.add_argument("--backoff-max", type=float)
     run.add_argument("--hub-key", type=Path, help="hub's command-signing public key (PEM); enables commands")
     run.add_argument("--sync-key", type=Path, help="hub's bundle-signing public key (PEM); enables sync")
     run.add_argument("-v", "--verbose", action="store_true")
+    bench = sub.add_parser("bench", help="drain rate, agent RSS and broker fan-in against a local mosquitto")
+    bench.add_argument("--events", type=int, default=50_000, help="backlog to drain (0: skip)")
+    bench.add_argument("--kiosks", type=int, default=500, help="simulated kiosks for the fan-in (0: skip)")
+    bench.add_argument("--duration", type=float, default=60.0, help="fan-in seconds")
+    bench.add_argument("--processes", type=int, default=4, help="fan-in client processes")
+    bench.add_argument("--interval", type=float, default=5.0, help="seconds between a kiosk's state+metrics")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from edge_agent import bench as agent_bench
+
+        return agent_bench.main(args.events, args.kiosks, args.duration, args.processes, args.interval)
     if args.command == "run":
         logging.basicConfig(
             level=logging.INFO if args.verbose else logging.WARNING,

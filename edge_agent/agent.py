@@ -126,6 +126,8 @@ def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
         Periodic(COMPACT_EVERY_S, lambda: compact_outbox(store, retention)),
     ]
     publisher = Publisher(store, topics, options, inbound, periodic)
+    if command_key is not None:
+        commands.on_resend.append(publisher.rewind)
     if sync is not None and command_key is not None:
         # sync_now: subscribe again, so the broker re-sends its retained bundles.
         commands.on_sync_now.append(lambda: publisher.resubscribe(sync.subscriptions()))

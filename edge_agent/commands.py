@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +27,21 @@ from kiosk import remote
 from kiosk.store import Store
 
 COMMAND_NAMES = frozenset(
-    {"set_mode", "open_exit_door", "sync_now", "reload_config", "diagnostics", "reboot"}
+    {"set_mode", "open_exit_door", "sync_now", "reload_config", "diagnostics", "reboot", "resend"}
 )
 _FIELDS = frozenset({"command_id", "name", "issued_at", "nonce", "target", "args", "signature"})
 SEEN_META_KEY = "commands_seen"
+_NONCE = re.compile(r"^[0-9a-f]{32}$")  # 128 random bits, lowercase hex, as hub.signer makes them
+
+
+def _is_uuid(value: object) -> bool:
+    """Only the canonical lowercase form: one command must have exactly one id string."""
+    if not isinstance(value, str) or len(value) != 36:
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def canonical(body: dict[str, Any]) -> bytes:
@@ -82,6 +94,8 @@ class CommandHandler:
         self.diagnostics = diagnostics or (lambda: {"backlog": store.backlog()})
         # What the agent itself does on sync_now (ask the hub's retained bundles again).
         self.on_sync_now: list[Callable[[], None]] = []
+        # On resend: the publisher re-reads the outbox from this seq (rows it had passed are pending again).
+        self.on_resend: list[Callable[[int], None]] = []
 
     # ------------------------------------------------------------------ entry points
     def subscriptions(self) -> list[str]:
@@ -103,7 +117,8 @@ class CommandHandler:
         command_id: str | None = None
         try:
             body = json.loads(payload)
-            if isinstance(body, dict) and isinstance(body.get("command_id"), str):
+            if isinstance(body, dict) and _is_uuid(body.get("command_id")):
+                # Echoed only when well-formed: an unverified, unbounded string must not reach the hub.
                 command_id = body["command_id"]
             result = self._accept(topic, body, now)
         except (Rejected, ValueError, UnicodeDecodeError) as exc:
@@ -128,11 +143,12 @@ class CommandHandler:
         except (InvalidSignature, binascii.Error, ValueError):
             raise Rejected("bad_signature") from None
         command_id, name, target, args = body["command_id"], body["name"], body["target"], body["args"]
+        nonce = body["nonce"]
+        if not _is_uuid(command_id) or not isinstance(nonce, str) or not _NONCE.match(nonce):
+            raise Rejected("malformed")
         try:
-            uuid.UUID(command_id)
-            bytes.fromhex(body["nonce"])
             issued = datetime.fromisoformat(body["issued_at"])
-        except (TypeError, ValueError, AttributeError):
+        except (TypeError, ValueError):
             raise Rejected("malformed") from None
         if issued.tzinfo is None or not isinstance(args, dict) or not isinstance(target, dict):
             raise Rejected("malformed")
@@ -145,7 +161,7 @@ class CommandHandler:
             raise Rejected("wrong_target")
         if abs((now - issued).total_seconds()) > self.freshness_s:
             raise Rejected("stale")
-        self._remember(command_id, body["nonce"], now)
+        self._remember(command_id, nonce, now)
         result = self._execute(command_id, name, args)
         self.store.add_event("audit", {"audit": "command_accepted", "command_id": command_id, "name": name})
         return CommandResult(command_id, "accepted", result=result)
@@ -163,12 +179,16 @@ class CommandHandler:
 
     # ------------------------------------------------------------------ execution
     def _execute(self, command_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        if name in ("diagnostics", "sync_now") and args:
+            raise Rejected("invalid_args")
         if name == "diagnostics":
             return self.diagnostics()
         if name == "sync_now":
             for hook in self.on_sync_now:
                 hook()
             return {"requested": True}
+        if name == "resend":
+            return self._resend(args)
         # The agent never drives the doors itself: it leaves a request the kiosk process acts on
         # between travellers, and the kiosk's audit event says when it did.
         try:
@@ -176,3 +196,19 @@ class CommandHandler:
         except ValueError as exc:
             raise Rejected("invalid_args") from exc
         return {"requested": True}
+
+    def _resend(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The hub saw a seq gap (a broker lost events it had acknowledged): publish that range again."""
+        low, high = args.get("from_seq"), args.get("to_seq")
+        if set(args) != {"from_seq", "to_seq"} or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in (low, high)
+        ):
+            raise Rejected("invalid_args")
+        try:
+            counts = self.store.requeue_events(low, high)
+        except ValueError:
+            raise Rejected("invalid_args") from None
+        for hook in self.on_resend:
+            hook(low)
+        # "compacted" events are gone for good (retention); the hub has to record them as lost.
+        return {"from_seq": low, "to_seq": high, **counts}

@@ -164,6 +164,14 @@ class MetricsReporter:
 
     def produce(self) -> list[Outgoing]:
         body = self.metrics()
-        # The next window starts where this one ended, across agent restarts too.
-        self.store.set_meta(WINDOW_META_KEY, body["window_end"])
-        return [Outgoing(self.topics.metrics, json.dumps(body, sort_keys=True).encode(), qos=1)]
+        end = body["window_end"]
+        return [
+            Outgoing(
+                self.topics.metrics,
+                json.dumps(body, sort_keys=True).encode(),
+                qos=1,
+                # The next window starts where this one ended (across agent restarts too), but only once
+                # this one is on its way: a window dropped while offline is counted again in the next.
+                sent=lambda: self.store.set_meta(WINDOW_META_KEY, end),
+            )
+        ]

@@ -36,6 +36,8 @@ class Outgoing(NamedTuple):
     payload: bytes
     qos: int = 1
     retain: bool = False
+    # Called once the message is handed to the connection (e.g. to advance a metrics window only then).
+    sent: Callable[[], None] | None = None
 
 
 class Inbound(Protocol):
@@ -114,6 +116,7 @@ class Publisher:
         self._stop = threading.Event()
         self._client: mqtt.Client | None = None
         self._connected = False
+        self._refused = False  # the broker answered CONNACK with a refusal (already logged)
         self._inflight: dict[int, int] = {}  # mid -> seq
         self._acked: list[int] = []
         self._page: list[OutboxEvent] = []
@@ -127,6 +130,7 @@ class Publisher:
     # ------------------------------------------------------------------ callbacks
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
+            self._refused = True
             log.warning("broker refused connection: %s", reason)
             return
         self._connected = True
@@ -146,8 +150,10 @@ class Publisher:
         log.info("connected to %s:%s", self.options.host, self.options.port)
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self._connected:
+            # Before CONNACK, _connect says why in words paho's "Unspecified error" does not.
+            log.warning("disconnected: %s", reason)
         self._connected = False
-        log.warning("disconnected: %s", reason)
 
     def _on_publish(self, client: mqtt.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
         if client is not self._client:
@@ -181,12 +187,26 @@ class Publisher:
             for topic_filter in filters:
                 self._client.subscribe(topic_filter, qos=1)
 
+    def rewind(self, seq: int) -> None:
+        """Read the outbox again from ``seq``: rows already passed were made pending (a hub resend).
+
+        Called from a message handler, i.e. inside this publisher's loop thread. In-flight events in
+        the range may go out twice; the hub de-duplicates.
+        """
+        if seq <= self._cursor:
+            self._cursor = max(0, seq - 1)
+            self._page.clear()
+
     def publish_now(self, message: Outgoing) -> bool:
         """Publish outside the outbox (state, metrics); dropped when offline: they are snapshots."""
         if self._client is None or not self._connected:
             return False
         info = self._client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
-        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        if message.sent is not None:
+            message.sent()
+        return True
 
     def _run_periodic(self) -> None:
         now = time.monotonic()
@@ -245,10 +265,28 @@ class Publisher:
         except OSError as exc:
             log.warning("cannot connect to %s:%s: %s", self.options.host, self.options.port, exc)
             return False
+        self._refused = False
         deadline = time.monotonic() + self.options.connect_timeout_s
         while not self._connected and time.monotonic() < deadline and not self._stop.is_set():
             if self._client.loop(0.1) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if not self._refused:
+                    # With TLS 1.3 a broker that rejects the client certificate (or wants one) only says
+                    # so after the handshake: the first read fails and paho reports nothing useful.
+                    hint = " (client certificate missing or not accepted?)" if self.options.tls else ""
+                    log.warning(
+                        "connection to %s:%s closed by the broker before CONNACK%s",
+                        self.options.host,
+                        self.options.port,
+                        hint,
+                    )
                 return False
+        if not self._connected and not self._stop.is_set():
+            log.warning(
+                "no CONNACK from %s:%s within %.0f s",
+                self.options.host,
+                self.options.port,
+                self.options.connect_timeout_s,
+            )
         return self._connected
 
     def _drop(self) -> None:

@@ -92,6 +92,8 @@ class StateReporter:
             "devices": dict((status or {}).get("devices") or {}),
             "last_transaction": last,
             "backlog": self.store.backlog(),
+            # The hub compares it with the last seq it received: a missing tail shows as a gap too.
+            "last_seq": self.store.last_seq(),
         }
 
     def message(self, state: dict[str, Any] | None = None) -> Outgoing:
@@ -101,8 +103,8 @@ class StateReporter:
     def produce(self) -> list[Outgoing]:
         """Called often: returns a message only when something changed or the interval elapsed."""
         state = self.state()
-        # Backlog moves with every event; on its own it waits for the interval.
-        comparable = {k: v for k, v in state.items() if k != "backlog"}
+        # Backlog and last_seq move with every event; on their own they wait for the interval.
+        comparable = {k: v for k, v in state.items() if k not in ("backlog", "last_seq")}
         now = self._monotonic()
         if comparable == self._last and now - self._last_sent < self.interval_s:
             return []

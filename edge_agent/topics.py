@@ -11,6 +11,7 @@ from dataclasses import dataclass
 ROOT = "gerbang/v1"
 ONLINE = "online"
 OFFLINE = "offline"
+RESERVED_KIOSK_IDS = frozenset({"sync"})
 # Same rule as the kiosk config ids: no MQTT wildcards or separators can sneak into a topic.
 _SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -24,6 +25,9 @@ class Topics:
         for name, value in (("site", self.site), ("kiosk", self.kiosk)):
             if not _SEGMENT.match(value):
                 raise ValueError(f"{name} {value!r} is not a valid topic segment")
+        if self.kiosk in RESERVED_KIOSK_IDS:
+            # gerbang/v1/{site}/sync/... is the site's bundle channel; a kiosk called "sync" could write it.
+            raise ValueError(f"kiosk id {self.kiosk!r} is reserved")
 
     @property
     def base(self) -> str:

@@ -1,4 +1,4 @@
-"""``python -m hub``: key generation and command signing for the fleet hub."""
+"""``python -m hub``: key generation, command signing and the broker ACL for the fleet hub."""
 
 from __future__ import annotations
 
@@ -7,24 +7,32 @@ import json
 import sys
 from pathlib import Path
 
+from hub import broker_acl, bundles
 from hub.signer import keygen, load_private_key, sign_command
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hub", description="Gerbang hub tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("keygen", help="create the hub's Ed25519 command-signing key pair")
+    gen = sub.add_parser("keygen", help="create one of the hub's Ed25519 key pairs (command or sync)")
     gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--role", choices=["command", "sync"], default="command")
     sign = sub.add_parser("sign-command", help="print a signed command as JSON")
     sign.add_argument("--key", type=Path, required=True)
     sign.add_argument("--site", required=True)
     sign.add_argument("--kiosk", required=True)
     sign.add_argument("--name", required=True)
     sign.add_argument("--args", default="{}", help="JSON object")
+    broker_acl.add_parser(sub)
+    bundles.add_parsers(sub)
     args = parser.parse_args(argv)
+    if args.command == "acl":
+        return broker_acl.run(args)
+    if args.command in bundles.COMMANDS:
+        return bundles.run(args)
     if args.command == "keygen":
         try:
-            private_path, public_path = keygen(args.out)
+            private_path, public_path = keygen(args.out, args.role)
         except FileExistsError as exc:
             print(f"refusing to overwrite: {exc.filename}", file=sys.stderr)
             return 2

@@ -32,6 +32,13 @@ class KioskSection(Section):
     data_dir: Path = Path("var")
     training: bool = False
 
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == "sync":  # gerbang/v1/{site}/sync/... is the site's reference-data channel
+            raise ValueError("'sync' is reserved and cannot be a kiosk id")
+        return value
+
 
 class StoreSection(Section):
     path: Path = Path("gerbang.sqlite3")  # relative to kiosk.data_dir
@@ -172,7 +179,9 @@ class AgentSection(Section):
     """The edge agent (``python -m edge_agent``): broker, credentials, cadence and retention."""
 
     broker: str = Field("mqtt://127.0.0.1:1883", pattern=r"^mqtts?://[^/\s]+$")
-    mqtt_version: Literal["3.1.1", "5"] = "3.1.1"
+    # MQTT 5 by default: only v5 PUBACKs carry a refusal (e.g. "not authorised"), so only then can an
+    # event the broker dropped stay pending; under 3.1.1 an ACL-refused publish is acknowledged and lost.
+    mqtt_version: Literal["3.1.1", "5"] = "5"
     keepalive_s: int = Field(30, ge=5, le=3600)
     username: str | None = None
     password_file: Path | None = None  # relative to kiosk.data_dir; the password never sits in the config

@@ -571,6 +571,45 @@ class Store:
                 marked += cursor.rowcount
         return marked
 
+    def last_seq(self) -> int:
+        """The highest seq ever written (0 before the first event), compacted rows included."""
+        with self._read("read last seq") as db:
+            # AUTOINCREMENT keeps the high-water mark here even after compaction emptied the table.
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def requeue_events(self, from_seq: int, to_seq: int) -> dict[str, int]:
+        """Mark delivered events in ``[from_seq, to_seq]`` pending again, for the hub's re-send request.
+
+        A broker that acknowledged an event and then crashed lost it; only the hub can notice (a seq
+        gap). At most ``MAX_PAGE_ROWS`` seqs per call. Returns how many were ``requeued``, were still
+        ``pending`` anyway, are ``compacted`` (deleted by retention: cannot be re-sent) and
+        ``not_written`` (beyond the last seq).
+        """
+        low, high = int(from_seq), int(to_seq)
+        if not 1 <= low <= high or high - low + 1 > MAX_PAGE_ROWS:
+            raise ValueError(f"seq range must satisfy 1 <= from <= to and span <= {MAX_PAGE_ROWS}")
+        with self._write("requeue events") as db:
+            requeued = db.execute(
+                "UPDATE outbox SET delivered_at = NULL"
+                " WHERE delivered_at IS NOT NULL AND seq BETWEEN ? AND ?",
+                (low, high),
+            ).rowcount
+            pending = int(
+                db.execute(
+                    "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND seq BETWEEN ? AND ?",
+                    (low, high),
+                ).fetchone()[0]
+            )
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        written = max(0, min(high, 0 if row is None else int(row[0])) - low + 1)
+        return {
+            "requeued": requeued,
+            "pending": pending - requeued,
+            "compacted": written - pending,
+            "not_written": high - low + 1 - written,
+        }
+
     def backlog(self) -> int:
         with self._read("count backlog") as db:
             return int(db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0])
@@ -705,6 +744,27 @@ class Store:
                 " sha256 = excluded.sha256",
                 (validated.name.value, version, self._timestamp(), validated.record_count, validated.sha256),
             )
+
+    def dataset_rows(
+        self, name: Dataset | str, columns: Sequence[str]
+    ) -> tuple[str | None, list[dict[str, Any]]]:
+        """The version in force and its rows (``columns`` of a list dataset), read in one snapshot."""
+        dataset = Dataset(_text(name))
+        if dataset is Dataset.POLICY:
+            raise ValueError("the policy is one document, not rows")
+        table = _REF_TABLES[dataset]
+        with self._read(f"read {dataset.value} rows") as db:
+            # One read transaction: version and rows come from the same snapshot (WAL), without
+            # holding the write lock the lane needs.
+            db.execute("BEGIN")
+            try:
+                row = db.execute(
+                    "SELECT version FROM ref_datasets WHERE name = ?", (dataset.value,)
+                ).fetchone()
+                rows = db.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+            finally:
+                db.execute("COMMIT")
+        return (None if row is None else str(row[0])), [dict(zip(columns, r, strict=True)) for r in rows]
 
     # ------------------------------------------------------------------ reference data (ReferenceLookup)
 
