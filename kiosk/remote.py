@@ -26,8 +26,11 @@ KIOSK_COMMANDS = frozenset({"set_mode", "open_exit_door", "reload_config", "rebo
 MODE_META_KEY = "lane_mode"
 STATUS_META_KEY = "kiosk_status"
 MAX_EXIT_HOLD_S = 60.0
-# Exit code of a kiosk process that stops so its supervisor (systemd) restarts it.
+# Exit codes of a kiosk process that stops for its supervisor (systemd): restart the process
+# (reload_config), or reboot the machine (reboot) - the kiosk user has no right to reboot it itself.
 RESTART_EXIT_CODE = 75
+REBOOT_EXIT_CODE = 76
+EXIT_CODES = {"reload_config": RESTART_EXIT_CODE, "reboot": REBOOT_EXIT_CODE}
 
 
 @dataclass(frozen=True)

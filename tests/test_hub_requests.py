@@ -246,3 +246,36 @@ def test_compaction_removes_only_delivered_events_past_retention(tmp_path: Path)
         assert store.event(events[3].seq) is not None
         # A seq is never reused after compaction.
         assert store.add_event("audit", {"n": 9}).seq == events[-1].seq + 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("command", "code"), [("reboot", 76), ("reload_config", 75)])
+def test_touchscreen_kiosk_stops_for_its_supervisor_when_the_hub_asks(
+    tmp_path: Path, command: str, code: int
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    config = tmp_path / "kiosk.toml"
+    config.write_text('[ui]\nfullscreen = false\nwindow_size = [800, 480]\n', encoding="utf-8")
+    db = tmp_path / "var" / "gerbang.sqlite3"
+    db.parent.mkdir()
+    with Store.open(db) as store:
+        post_request(store, Request("c-9", command, {}))
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env.update({"PYTHONPATH": str(root), "SDL_VIDEODRIVER": "offscreen"})
+    done = subprocess.run(
+        [sys.executable, "-m", "kiosk", "run", "--config", str(config), "--db", str(db)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == code, done.stderr[-3000:]
+    with Store.open(db) as store:
+        assert store.open_requests() == []
+        assert audits(store)[-1]["outcome"] == "restart_requested"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from kiosk.app import Kiosk, build_kiosk
 from kiosk.clock import SimulatedClock
 from kiosk.config import Config, UiSection
-from kiosk.remote import RESTART_EXIT_CODE
+from kiosk.remote import EXIT_CODES
 from kiosk.ui import environment
 from kiosk.ui.catalogues import compile_catalogues
 from kiosk.ui.languages import LANGUAGES
@@ -82,7 +82,7 @@ def run(config: Config, *, db: Path | None, seed: int, offscreen: bool = False) 
         app.run()
     if app.restart_requested is not None:
         log.warning("stopping for a restart requested by the hub (%s)", app.restart_requested)
-        return RESTART_EXIT_CODE
+        return EXIT_CODES[app.restart_requested]
     return 0
 
 
