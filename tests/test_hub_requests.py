@@ -259,7 +259,7 @@ def test_touchscreen_kiosk_stops_for_its_supervisor_when_the_hub_asks(
 
     root = Path(__file__).resolve().parent.parent
     config = tmp_path / "kiosk.toml"
-    config.write_text('[ui]\nfullscreen = false\nwindow_size = [800, 480]\n', encoding="utf-8")
+    config.write_text("[ui]\nfullscreen = false\nwindow_size = [800, 480]\n", encoding="utf-8")
     db = tmp_path / "var" / "gerbang.sqlite3"
     db.parent.mkdir()
     with Store.open(db) as store:
