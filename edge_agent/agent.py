@@ -102,7 +102,7 @@ def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
     sync: SyncHandler | None = None
     sync_key = over.sync_key or config.data_path(agent.sync_key_file)
     if sync_key is not None:
-        sync = SyncHandler(store, topics, load_public_key(sync_key))
+        sync = SyncHandler(store, topics, load_public_key(sync_key), config)
         inbound.append(sync)
     command_key = over.command_key or config.data_path(agent.command_key_file)
     if command_key is not None:

@@ -7,6 +7,7 @@ heartbeat stops - a crashed UI must not look like a healthy lane on the operatio
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -21,6 +22,9 @@ from kiosk.store import Store
 
 STATE_SCHEMA = 1
 MISSED_HEARTBEATS = 3
+# Where edge_agent.sync records the hub settings bundle in force (kept here to avoid importing the
+# bundle machinery into the state reporter).
+SETTINGS_META = "sync_applied:config"
 
 
 def software_version() -> str:
@@ -88,13 +92,21 @@ class StateReporter:
             "software": {"agent": software_version(), "kiosk": versions.get("kiosk")},
             "model": versions.get("model"),
             "config": versions.get("config"),
-            "datasets": self.store.dataset_versions(),
+            "datasets": self._dataset_versions(),
             "devices": dict((status or {}).get("devices") or {}),
             "last_transaction": last,
             "backlog": self.store.backlog(),
             # The hub compares it with the last seq it received: a missing tail shows as a gap too.
             "last_seq": self.store.last_seq(),
         }
+
+    def _dataset_versions(self) -> dict[str, str]:
+        versions = self.store.dataset_versions()
+        raw = self.store.get_meta(SETTINGS_META)
+        if raw:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                versions["config"] = str(json.loads(raw)["version"])
+        return versions
 
     def message(self, state: dict[str, Any] | None = None) -> Outgoing:
         body = {**(state if state is not None else self.state()), "ts": iso(self._now())}

@@ -14,10 +14,13 @@ import binascii
 import hashlib
 import json
 import logging
+import os
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -26,7 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge_agent.commands import canonical
 from edge_agent.publisher import Outgoing
 from edge_agent.topics import Topics
+from kiosk.config import HUB_CONFIG_FILE, Config, with_hub_settings
 from kiosk.reference import Dataset
+from kiosk.remote import Request, post_request
 from kiosk.store import ReferenceDataError, Store, canonical_sha256
 from kiosk.store.reference_data import EVisaRow, VisaExemptRow, WatchlistRow
 
@@ -64,6 +69,9 @@ REASONS = (
     "base_mismatch",
     "invalid_records",
 )
+# Fleet settings (kiosk.config.HUB_SETTABLE) travel as a bundle too, but live in a file, not a table.
+CONFIG_DATASET = "config"
+DATASETS = frozenset({d.value for d in Dataset} | {CONFIG_DATASET})
 APPLIED_META = "sync_applied:{}"
 REJECTED_META = "sync_rejected:{}"
 # Same rule as kiosk.store.reference_data: a version string that can be stored is also safe to report.
@@ -87,7 +95,7 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class Bundle:
-    dataset: Dataset
+    dataset: Dataset | str  # a Dataset, or CONFIG_DATASET
     version: str
     kind: str
     base_version: str | None
@@ -128,6 +136,26 @@ def records_sha256(records: Any) -> str:
     return hashlib.sha256(canonical(records)).hexdigest()
 
 
+def _name(dataset: Dataset | str) -> str:
+    return dataset.value if isinstance(dataset, Dataset) else dataset
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Old or new file, never half of one, even across a power cut: temp file, fsync, rename, fsync dir."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    with open(temp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def _utc(text: object) -> datetime:
     if not isinstance(text, str):
         raise ValueError("not a string")
@@ -140,7 +168,12 @@ def _utc(text: object) -> datetime:
 class SyncHandler:
     """Inbound handler for ``gerbang/v1/{site}/sync/+``: no MQTT reply, the outbox carries the alerts."""
 
-    def __init__(self, store: Store, topics: Topics, hub_key: Ed25519PublicKey) -> None:
+    def __init__(
+        self, store: Store, topics: Topics, hub_key: Ed25519PublicKey, config: Config | None = None
+    ) -> None:
+        # ``config``: this kiosk's configuration, against which a settings bundle is validated; without
+        # it, settings bundles are refused as an unknown dataset.
+        self.config = config
         self.store = store
         self.topics = topics
         self.hub_key = hub_key
@@ -157,7 +190,7 @@ class SyncHandler:
     def process(self, topic: str, payload: bytes) -> SyncOutcome:
         self.stats.received += 1
         segment = topic.rsplit("/", 1)[-1]
-        known = segment if segment in {d.value for d in Dataset} else None
+        known = segment if segment in DATASETS else None
         if not payload:
             # MQTT's way of deleting a retained message; it reaches current subscribers too. Not a bundle,
             # and nothing to alert about: withdrawing a bundle never withdraws the data in force.
@@ -189,7 +222,7 @@ class SyncHandler:
         log.warning("sync bundle refused: dataset=%s version=%s reason=%s", dataset, exc.version, exc.reason)
         alert = {"alert": "sync_rejected", "dataset": dataset, "version": exc.version, "reason": exc.reason}
         self.store.add_event("alert", alert)
-        if dataset in {d.value for d in Dataset}:
+        if dataset in DATASETS:
             record = {"payload_sha256": digest, "reason": exc.reason, "version": exc.version}
             self.store.set_meta(REJECTED_META.format(dataset), json.dumps(record, sort_keys=True))
         return self._count(SyncOutcome("rejected", dataset, exc.version, exc.reason))
@@ -231,18 +264,24 @@ class SyncHandler:
             issued_at = _utc(body["issued_at"])
         except ValueError:
             raise Rejected("malformed", version) from None
-        try:
-            dataset = Dataset(body["dataset"])
-        except ValueError:
-            raise Rejected("unknown_dataset", version) from None
+        dataset: Dataset | str
+        if body["dataset"] == CONFIG_DATASET and self.config is not None:
+            dataset = CONFIG_DATASET
+        else:
+            try:
+                dataset = Dataset(body["dataset"])
+            except ValueError:
+                raise Rejected("unknown_dataset", version) from None
         records = body["records"]
+        if dataset == CONFIG_DATASET and (kind != "full" or not isinstance(records, dict)):
+            raise Rejected("malformed", version)
         if kind == "full" and base is not None:
             raise Rejected("malformed", version)
         if kind == "delta" and not self._delta_shape(dataset, base, records):
             raise Rejected("malformed", version)
         if body["site"] != self.topics.site or not topic.startswith(self.topics.sync_filter[:-1]):
             raise Rejected("wrong_site", version)
-        if dataset.value != segment:
+        if _name(dataset) != segment:
             raise Rejected("wrong_dataset", version)
         expected = body["records_sha256"]
         if not isinstance(expected, str) or not _SHA256.match(expected):
@@ -264,7 +303,7 @@ class SyncHandler:
 
     # ------------------------------------------------------------------ apply
     def _apply(self, bundle: Bundle, digest: str) -> SyncOutcome:
-        name = bundle.dataset.value
+        name = _name(bundle.dataset)
         applied = self._meta(APPLIED_META.format(name))
         try:
             previous = _utc(applied.get("issued_at"))
@@ -273,6 +312,8 @@ class SyncHandler:
         if previous is not None and bundle.issued_at < previous:
             # An older signed bundle replayed (or a stale retained one) must not undo a newer watchlist.
             raise Rejected("rollback", bundle.version)
+        if bundle.dataset == CONFIG_DATASET:
+            return self._apply_settings(bundle, digest, applied)
         info = next((d for d in self.store.datasets() if d.name == name), None)
         if info is not None and info.version == bundle.version:
             # In force already (e.g. the agent stopped between applying and recording the bundle).
@@ -308,13 +349,48 @@ class SyncHandler:
         log.info("applied %s bundle %s version %s (%d records)", bundle.kind, name, bundle.version, count)
         return SyncOutcome("applied", name, bundle.version, records=count)
 
-    def _remember(self, bundle: Bundle, digest: str) -> None:
-        name = bundle.dataset.value
+    def _apply_settings(self, bundle: Bundle, digest: str, applied: Mapping[str, Any]) -> SyncOutcome:
+        """The hub's fleet settings: validated against this kiosk's config, written for its next start."""
+        assert self.config is not None
+        settings_sha256 = records_sha256(bundle.records)
+        if applied.get("version") == bundle.version:
+            if applied.get("records_sha256") != settings_sha256:
+                raise Rejected("version_conflict", bundle.version)
+            self._remember(bundle, digest, records_sha256=settings_sha256)
+            return SyncOutcome("unchanged", CONFIG_DATASET, bundle.version, records=len(bundle.records))
+        try:
+            with_hub_settings(self.config, bundle.records, bundle.version)
+        except ValueError as exc:
+            log.warning("settings bundle %s refused: %s", bundle.version, exc)
+            raise Rejected("invalid_records", bundle.version) from None
+        write_atomically(
+            self.config.data_dir / HUB_CONFIG_FILE,
+            json.dumps({"version": bundle.version, "settings": bundle.records}, sort_keys=True, indent=1),
+        )
+        self._remember(bundle, digest, records_sha256=settings_sha256)
+        self.store.add_event(
+            "audit",
+            {
+                "audit": "dataset_applied",
+                "dataset": CONFIG_DATASET,
+                "version": bundle.version,
+                "kind": bundle.kind,
+                "records": len(bundle.records),
+            },
+        )
+        # The kiosk reads its configuration at start: it restarts between travellers to take them up.
+        post_request(self.store, Request(str(uuid.uuid4()), "reload_config", {}))
+        log.info("applied settings bundle %s; the kiosk will restart to read it", bundle.version)
+        return SyncOutcome("applied", CONFIG_DATASET, bundle.version, records=len(bundle.records))
+
+    def _remember(self, bundle: Bundle, digest: str, **extra: str) -> None:
+        name = _name(bundle.dataset)
         record = {
             "payload_sha256": digest,
             "version": bundle.version,
             "issued_at": bundle.issued_at.isoformat(),
             "kind": bundle.kind,
+            **extra,
         }
         self.store.set_meta(APPLIED_META.format(name), json.dumps(record, sort_keys=True))
         # A bundle refused against the old state may be acceptable against the new one.

@@ -28,7 +28,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.commands import canonical
 from edge_agent.publisher import TlsOptions
-from edge_agent.sync import BUNDLE_SCHEMA, MAX_BUNDLE_BYTES, SyncHandler, normalised, records_sha256
+from edge_agent.sync import (
+    BUNDLE_SCHEMA,
+    CONFIG_DATASET,
+    MAX_BUNDLE_BYTES,
+    SyncHandler,
+    normalised,
+    records_sha256,
+)
 from edge_agent.topics import Topics
 from hub.signer import load_private_key
 from kiosk.reference import Dataset
@@ -47,13 +54,16 @@ def sign_bundle(
     base_version: str | None = None,
     issued_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A signed bundle for ``site``; ``records`` is the dataset (full) or ``make_delta`` output (delta)."""
-    name = Dataset(dataset).value
+    """A signed bundle for ``site``; ``records`` is the dataset (full) or ``make_delta`` output (delta).
+
+    ``dataset`` ``config`` carries fleet settings ``{section: {key: value}}`` (kiosk.config.HUB_SETTABLE).
+    """
+    name = CONFIG_DATASET if dataset == CONFIG_DATASET else Dataset(dataset).value
     Topics(site, "hub")  # same segment rule as the topic the bundle will travel on
     if kind not in ("full", "delta"):
         raise ValueError(f"kind must be full or delta, not {kind!r}")
-    if kind == "delta" and (name == Dataset.POLICY.value or base_version is None):
-        raise ValueError("a delta needs a base_version and a list dataset (policy is sent full)")
+    if kind == "delta" and (name in (Dataset.POLICY.value, CONFIG_DATASET) or base_version is None):
+        raise ValueError("a delta needs a base_version and a list dataset (policy and config are sent full)")
     if kind == "full" and base_version is not None:
         raise ValueError("a full bundle has no base_version")
     moment = issued_at or datetime.now(UTC)
@@ -228,7 +238,7 @@ def add_parsers(sub: Any) -> None:
     sign = sub.add_parser("sign-bundle", help="print a signed reference-data bundle as JSON")
     sign.add_argument("--key", type=Path, required=True, help="the hub's bundle-signing PRIVATE key (PEM)")
     sign.add_argument("--site", required=True)
-    sign.add_argument("--dataset", required=True, choices=[d.value for d in Dataset])
+    sign.add_argument("--dataset", required=True, choices=[*(d.value for d in Dataset), CONFIG_DATASET])
     sign.add_argument("--version", required=True)
     sign.add_argument("--records", type=Path, required=True, help="JSON file: the new dataset")
     sign.add_argument("--base-records", type=Path, help="JSON file: the dataset the kiosks have (delta)")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+log = logging.getLogger(__name__)
 
 SECRET_KEYS = frozenset({"password", "pin", "key", "secret", "token"})
 
@@ -215,6 +218,8 @@ class Config(Section):
 
     # Not part of the file: where it came from, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
+    # Not part of the file: the version of the hub's settings bundle merged over it, if any.
+    hub_settings_version: str | None = Field(default=None, exclude=True)
 
     @field_validator("base_dir")
     @classmethod
@@ -276,10 +281,92 @@ def _mask(value: Any, key: str = "") -> Any:
     return value
 
 
+# The settings the hub may set for a fleet through a signed ``config`` bundle: operating parameters
+# only. Identity, paths, keys, devices, the broker and the face model stay with the technician's file.
+HUB_CONFIG_FILE = "hub-config.json"
+HUB_SETTABLE: dict[str, frozenset[str] | None] = {
+    "flow": None,
+    "doors": None,
+    "fingerprint": None,
+    "face": frozenset({"max_attempts", "operating_point"}),
+    "ui": frozenset(
+        {
+            "language",
+            "spoken_prompts",
+            "inactivity_s",
+            "inactivity_countdown_s",
+            "feedback_s",
+            "go_hold_s",
+            "officer_hold_s",
+            "help_hold_s",
+        }
+    ),
+    "agent": frozenset(
+        {
+            "state_interval_s",
+            "metrics_interval_s",
+            "heartbeat_s",
+            "outbox_retention_days",
+            "command_freshness_s",
+        }
+    ),
+}
+
+
+def check_hub_settings(settings: object) -> dict[str, dict[str, Any]]:
+    """``settings`` as ``{section: {key: value}}`` within :data:`HUB_SETTABLE`; ValueError otherwise."""
+    if not isinstance(settings, dict):
+        raise ValueError("hub settings must be an object of sections")
+    for section, values in settings.items():
+        if section not in HUB_SETTABLE:
+            raise ValueError(f"section {section!r} cannot be set by the hub")
+        if not isinstance(values, dict) or not values:
+            raise ValueError(f"section {section!r} must be a non-empty object")
+        allowed = HUB_SETTABLE[section]
+        for key in values:
+            if allowed is not None and key not in allowed:
+                raise ValueError(f"key '{section}.{key}' cannot be set by the hub")
+    return settings
+
+
+def with_hub_settings(config: Config, settings: object, version: str) -> Config:
+    """``config`` with the hub's settings merged over it; ValueError naming the key if they are invalid."""
+    checked = check_hub_settings(settings)
+    merged = config.model_dump(mode="json")
+    for section, values in checked.items():
+        merged[section] = {**merged.get(section, {}), **values}
+    try:
+        return Config.model_validate({**merged, "base_dir": config.base_dir, "hub_settings_version": version})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
+        )
+        raise ValueError(problems) from None
+
+
+def _merge_hub_settings(config: Config) -> Config:
+    path = config.data_dir / HUB_CONFIG_FILE
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return config
+    except (OSError, ValueError) as exc:
+        log.error("ignoring the hub's settings in %s: unreadable (%s)", path, exc)
+        return config
+    try:
+        return with_hub_settings(config, stored["settings"], str(stored["version"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        # Valid when the agent wrote it, so only a software change can get here: the lane must still
+        # start, on the technician's settings, and say so.
+        log.error("ignoring the hub's settings in %s: %s", path, exc)
+        return config
+
+
 def load_config(path: Path | None) -> Config:
-    """Load and validate ``path``; ``None`` gives the defaults (resolved against the working dir)."""
+    """Load and validate ``path`` (``None``: the defaults, resolved against the working dir), then merge
+    the hub's settings bundle (``data_dir/hub-config.json``) over it when the agent has applied one."""
     if path is None:
-        return Config(base_dir=Path.cwd())
+        return _merge_hub_settings(Config(base_dir=Path.cwd()))
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -290,10 +377,13 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     if "base_dir" in raw:
         raise ConfigError(f"{path}: key 'base_dir': not a configuration key")
+    if "hub_settings_version" in raw:
+        raise ConfigError(f"{path}: key 'hub_settings_version': not a configuration key")
     try:
-        return Config.model_validate({**raw, "base_dir": path.parent})
+        config = Config.model_validate({**raw, "base_dir": path.parent})
     except ValidationError as exc:
         problems = "; ".join(
             f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
+    return _merge_hub_settings(config)

@@ -41,8 +41,8 @@ from edge_agent.commands import COMMAND_NAMES, CommandHandler
 from edge_agent.metrics import MetricsReporter
 from edge_agent.publisher import Publisher, event_message
 from edge_agent.state import StateReporter
+from edge_agent.sync import DATASETS, SyncHandler
 from edge_agent.sync import REASONS as SYNC_REASONS
-from edge_agent.sync import SyncHandler
 from edge_agent.topics import Topics
 from hub.bundles import encode, make_delta, sign_bundle
 from hub.signer import keygen, load_private_key, sign_command
@@ -194,7 +194,7 @@ def test_enumerations_match_the_code() -> None:
     audit = schema.schemas()["event-audit"]["$defs"]
     assert set(audit["command_executed"]["properties"]["name"]["enum"]) == remote.KIOSK_COMMANDS
     bundle = schema.schemas()["sync-bundle"]["$defs"]
-    assert set(bundle["dataset"]["enum"]) == {d.value for d in Dataset}
+    assert set(bundle["dataset"]["enum"]) == DATASETS
     assert set(bundle["policy"]["properties"]) == set(PolicyRules.model_fields)
     # Every reason the command handler can raise is one the schema knows.
     source = (ROOT / "edge_agent" / "commands.py").read_text(encoding="utf-8")
@@ -598,7 +598,7 @@ def test_asyncapi_document_matches_the_schemas_and_the_topic_tree() -> None:
     parameters = document["components"]["parameters"]
     assert parameters["type"]["enum"] == list(schema.EVENT_TYPES)
     assert set(parameters["name"]["enum"]) == set(COMMAND_NAMES)
-    assert set(parameters["dataset"]["enum"]) == {d.value for d in Dataset}
+    assert set(parameters["dataset"]["enum"]) == DATASETS
     actions = {}
     for operation_id, operation in document["operations"].items():
         assert operation["action"] in ("send", "receive"), operation_id
