@@ -5,10 +5,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hub.signer import keygen, load_private_key
+from kiosk.app import Kiosk, build_kiosk
 from kiosk.config import Config
 from kiosk.privacy import IdentifierHasher
 from kiosk.store import Store
+from tests.mqtt_broker import MosquittoBroker
 
 TODAY = date(2026, 11, 27)
 
@@ -28,3 +32,30 @@ def hasher() -> IdentifierHasher:
 def sim_config(tmp_path: Path) -> Config:
     """Defaults (all simulated) with the data directory in the test's own folder."""
     return Config(base_dir=tmp_path)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A real mosquitto on a free loopback port, for this test only."""
+    running = MosquittoBroker(tmp_path)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def keys(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Ed25519PrivateKey, Path]:
+    """A hub key pair (private key, public PEM path) of the role the module names in KEY_ROLE."""
+    private_path, public_path = keygen(tmp_path / "keys", getattr(request.module, "KEY_ROLE", "command"))
+    return load_private_key(private_path), public_path
+
+
+@pytest.fixture
+def kiosk(sim_config: Config) -> Iterator[Kiosk]:
+    """The simulated lane, started (doors secured, unfinished transactions aborted)."""
+    built = build_kiosk(sim_config)
+    built.engine.start()
+    yield built
+    built.close()

@@ -23,7 +23,7 @@ from edge_agent.commands import CommandHandler, load_public_key
 from edge_agent.publisher import Publisher, PublisherOptions
 from edge_agent.topics import Topics
 from hub.__main__ import main as hub_main
-from hub.signer import PRIVATE_NAME, PUBLIC_NAME, keygen, load_private_key, sign_command
+from hub.signer import PRIVATE_NAME, PUBLIC_NAME, sign_command
 from kiosk.store import Store
 from tests.mqtt_broker import MosquittoBroker
 from tests.test_edge_agent import wait_for
@@ -69,12 +69,6 @@ class Hub:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
-    private_path, public_path = keygen(tmp_path / "keys")
-    return load_private_key(private_path), public_path
 
 
 @pytest.fixture

@@ -27,16 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TOPICS = Topics("soetta-t3", "gate-07")
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    running = MosquittoBroker(tmp_path)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 class Subscriber:
     """Plays the hub: a persistent session that resubscribes on every (re)connect."""
 

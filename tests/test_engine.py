@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import pytest
 
 from drivers.interfaces import LaneEvent
-from kiosk.app import build_kiosk
 from kiosk.flow.engine import FlowEvent
 from kiosk.flow.states import State
 from kiosk.headless import run_population
@@ -18,14 +17,6 @@ from kiosk.simulation.population import ARCHETYPES, population, reference_datase
 from kiosk.store import canonical_sha256
 
 ARCHETYPE_EXPECTED = {a.name: a.expected for a in ARCHETYPES}
-
-
-@pytest.fixture
-def kiosk(sim_config):
-    built = build_kiosk(sim_config)
-    built.engine.start()
-    yield built
-    built.close()
 
 
 def seed_reference(kiosk, travellers):

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from edge_agent import schema
 from edge_agent.commands import CommandHandler, load_public_key
 from edge_agent.topics import Topics
 from hub.consumer import EventConsumer
-from hub.signer import keygen, load_private_key, sign_command
+from hub.signer import sign_command
 from kiosk.store import Store
 from tests.mqtt_broker import MosquittoBroker
 from tests.test_edge_agent import wait_for
@@ -42,22 +41,6 @@ TARGET = {"site": TOPICS.site, "kiosk": TOPICS.kiosk}
 # paho's own reconnect for the hub (1 s -> 30 s by default) is shortened to keep the tests quick; the
 # order that makes losses certain (the hub back only after the agent) is set by the tests themselves.
 HUB_RECONNECT = (0.05, 0.5)
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
-    private_path, public_path = keygen(tmp_path / "keys")
-    return load_private_key(private_path), public_path
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    running = MosquittoBroker(tmp_path)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def spawn_agent(db: Path, broker: MosquittoBroker, hub_key: Path) -> subprocess.Popen[bytes]:

@@ -20,14 +20,6 @@ from kiosk.store import Store, canonical_sha256
 TOPICS = Topics("lampung-barat", "kiosk-sim-01")
 
 
-@pytest.fixture
-def kiosk(sim_config):
-    built = build_kiosk(sim_config)
-    built.engine.start()
-    yield built
-    built.close()
-
-
 def serve(kiosk, archetype: str = "citizen", seed: int = 3):
     traveller = traveller_of(archetype, seed=seed, today=kiosk.clock.now().date())
     for name, records in reference_datasets([traveller], kiosk.hasher, kiosk.clock.now().date()).items():

@@ -42,6 +42,7 @@ from tests.test_edge_agent import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "soetta-t3"
+KEY_ROLE = "sync"  # the conftest `keys` fixture makes a bundle-signing pair
 TOPICS = Topics(SITE, "gate-07")
 HASHER = IdentifierHasher(b"s" * 32)
 
@@ -71,22 +72,6 @@ POLICY = PolicyRules().model_dump(mode="json")
 
 
 # ---------------------------------------------------------------------- fixtures and helpers
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
-    private_path, public_path = keygen(tmp_path / "keys", "sync")
-    return load_private_key(private_path), public_path
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    running = MosquittoBroker(tmp_path)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @dataclass

@@ -19,20 +19,14 @@ from edge_agent.state import StateReporter
 from edge_agent.sync import SyncHandler, records_sha256
 from edge_agent.topics import Topics
 from hub.bundles import encode, publish_bundle, sign_bundle
-from hub.signer import keygen, load_private_key
 from kiosk.config import HUB_CONFIG_FILE, HUB_SETTABLE, load_config
 from kiosk.store import Store
 from tests.mqtt_broker import MosquittoBroker
 from tests.test_edge_agent import wait_for
 from tests.test_sync import outbox
 
+KEY_ROLE = "sync"  # the conftest `keys` fixture makes a bundle-signing pair
 SETTINGS = {"flow": {"face_timeout_s": 7.5}, "ui": {"language": "en"}, "face": {"max_attempts": 2}}
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> tuple[Ed25519PrivateKey, Path]:
-    private_path, public_path = keygen(tmp_path / "keys", "sync")
-    return load_private_key(private_path), public_path
 
 
 def kiosk_file(tmp_path: Path, public_key: Path, broker_url: str = "mqtt://127.0.0.1:1") -> Path:
