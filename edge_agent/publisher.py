@@ -30,6 +30,9 @@ from kiosk.store.records import OutboxEvent
 
 log = logging.getLogger(__name__)
 
+# Room above the outbox window for what is not outbox: availability, state, metrics, command results.
+SPARE_SLOTS = 16
+
 
 class Outgoing(NamedTuple):
     topic: str
@@ -179,7 +182,10 @@ class Publisher:
                     log.exception("handler for %s failed", msg.topic)
                     continue
                 for reply in replies:
-                    client.publish(reply.topic, reply.payload, qos=reply.qos, retain=reply.retain)
+                    if not self.publish_now(reply):
+                        # Only when the connection is gone or paho's queue is full (a burst of commands
+                        # during a drain); the hub asks again on a missing cmd_result.
+                        log.warning("reply on %s could not be sent", reply.topic)
 
     def resubscribe(self, filters: Sequence[str]) -> None:
         """Subscribe again: the broker then re-sends its retained messages on these filters."""
@@ -236,8 +242,8 @@ class Publisher:
             protocol=protocol,
             **({} if protocol == mqtt.MQTTv5 else {"clean_session": True}),
         )
-        client.max_inflight_messages_set(self.options.max_inflight + 4)
-        client.max_queued_messages_set(self.options.max_inflight + 4)
+        client.max_inflight_messages_set(self.options.max_inflight + SPARE_SLOTS)
+        client.max_queued_messages_set(self.options.max_inflight + SPARE_SLOTS)
         client.will_set(self.topics.availability, OFFLINE, qos=1, retain=True)
         if self.options.username is not None:
             client.username_pw_set(self.options.username, self.options.password)
