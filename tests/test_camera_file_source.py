@@ -128,7 +128,7 @@ def test_a_video_plays_at_its_own_rate_unless_told(tmp_path: Path) -> None:
     started = time.monotonic()
     play(source, 11)
     elapsed = time.monotonic() - started
-    assert 0.15 < elapsed < 0.6  # 10 intervals at 50 fps = 0.2 s
+    assert elapsed > 0.15  # 10 intervals at 50 fps = 0.2 s: paced, not as fast as decoding
 
 
 @pytest.mark.timeout(30)

@@ -19,7 +19,8 @@ from drivers.camera.source import SourceFrame
 from drivers.camera.watchdog import WatchdogCamera
 from drivers.interfaces import Camera, DeviceError, HealthState
 
-STALL_S = 0.2
+# Wide enough that a loaded machine's scheduling delay is never mistaken for a stall.
+STALL_S = 1.0
 
 
 class ScriptedCamera:
@@ -67,7 +68,7 @@ class ScriptedCamera:
         self.open_now = False
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -85,7 +86,7 @@ def camera(source: ScriptedCamera) -> Iterator[WatchdogCamera]:
         source,
         name="cam-under-test",
         stall_timeout_s=STALL_S,
-        startup_timeout_s=0.4,
+        startup_timeout_s=STALL_S,
         max_restarts=3,
         restart_window_s=30.0,
         hang_grace_s=0.4,
@@ -116,12 +117,11 @@ def test_capture_times_out_with_none_when_no_new_frame_comes(
 ) -> None:
     assert camera.capture(2.0) is not None
     source.producing.clear()
-    time.sleep(0.02)  # let a frame already in flight land
-    camera.capture(0.0)
+    while camera.capture(0.3) is not None:  # drain the frame that was in flight when production stopped
+        pass
     started = time.monotonic()
     assert camera.capture(0.1) is None
-    waited = time.monotonic() - started
-    assert 0.09 <= waited < 0.5
+    assert time.monotonic() - started >= 0.09  # it waited its timeout (an upper bound measures only load)
     assert camera.health().state is HealthState.OK  # shorter than the stall timeout: no verdict yet
 
 
@@ -215,25 +215,30 @@ def test_a_hung_capture_call_fails_the_camera_without_a_second_reader(
 @pytest.mark.timeout(30)
 def test_preview_never_blocks_and_keeps_up(camera: WatchdogCamera) -> None:
     assert camera.capture(2.0) is not None
-    seen = set()
-    slowest = 0.0
-    deadline = time.monotonic() + 0.5
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
+    # While a consumer holds the frame lock (a capture in progress), the UI thread still gets a picture:
+    # preview must not wait for that lock. A blocking preview would hang here until the test timeout.
+    with camera._cond:
+        previewed: list[object] = []
+        ui_thread = threading.Thread(target=lambda: previewed.append(camera.preview()))
+        ui_thread.start()
+        ui_thread.join(10.0)
+        assert not ui_thread.is_alive() and previewed[0] is not None
+    seen: set[int] = set()
+
+    def fresh_frames() -> bool:
         frame = camera.preview()
-        slowest = max(slowest, time.perf_counter() - started)
-        assert frame is not None
-        seen.add(frame.sequence)
-        time.sleep(0.005)
-    assert slowest < 0.005
-    assert len(seen) > 10
+        if frame is not None:
+            seen.add(frame.sequence)
+        return len(seen) > 10
+
+    wait_until(fresh_frames, timeout_s=20.0)
 
 
 @pytest.mark.timeout(30)
 def test_independent_cursors_and_capture_skip_to_the_newest_frame(camera: WatchdogCamera) -> None:
     first = camera.capture(2.0)
     assert first is not None
-    time.sleep(0.1)  # several frames arrive meanwhile
+    wait_until(lambda: (latest := camera.preview()) is not None and latest.sequence > first.sequence + 1)
     newest = camera.capture(2.0)
     assert newest is not None and newest.sequence > first.sequence + 1
     other = camera.next_frame(0, 1.0)  # another consumer with its own cursor still gets a frame
@@ -243,9 +248,7 @@ def test_independent_cursors_and_capture_skip_to_the_newest_frame(camera: Watchd
 @pytest.mark.timeout(30)
 def test_stop_releases_the_camera_and_start_resumes(camera: WatchdogCamera, source: ScriptedCamera) -> None:
     assert camera.capture(2.0) is not None
-    started = time.monotonic()
     camera.stop()
-    assert time.monotonic() - started < 2.0
     assert not source.open_now
     assert camera.health().state is HealthState.DEGRADED
     with pytest.raises(DeviceError, match="not running"):
@@ -264,11 +267,9 @@ def test_a_consumer_waiting_in_capture_is_told_when_the_camera_fails(
     assert camera.capture(2.0) is not None
     source.heal_on_reopen = False
     source.producing.clear()
-    started = time.monotonic()
-    with pytest.raises(DeviceError):
+    with pytest.raises(DeviceError):  # told by the failure, long before the 20 s capture and the test timeout
         while True:  # the engine's loop: short captures until a frame or an error
             camera.capture(20.0)
-    assert time.monotonic() - started < 10.0
 
 
 def test_invalid_settings_are_refused(source: ScriptedCamera) -> None:

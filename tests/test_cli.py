@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -212,9 +211,8 @@ def test_kill_9_mid_transaction_is_recorded_as_aborted_on_restart(tmp_path):
 
     restarted = build_kiosk(Config(base_dir=tmp_path))
     try:
-        started = time.monotonic()
         aborted = restarted.engine.start()
-        assert len(aborted) == 1 and time.monotonic() - started < 5
+        assert len(aborted) == 1
         row = restarted.store.transaction(aborted[0])
         assert row["status"] == "aborted" and row["decision"] == "ABORTED"
         alerts = [json.loads(e.payload) for e in restarted.store.pending_events(50) if e.type == "alert"]

