@@ -282,6 +282,7 @@ def transactions_written(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM outbox WHERE type = 'transaction'").fetchone()[0])
 
 
+@pytest.mark.soak
 @pytest.mark.timeout(600)
 def test_500_travellers_broker_killed_three_times_every_transaction_arrives_exactly_once(
     tmp_path: Path, broker: MosquittoBroker, keys: tuple[Ed25519PrivateKey, Path]
@@ -449,6 +450,7 @@ def site_broker_queue_settings() -> tuple[str, ...]:
     return lines
 
 
+@pytest.mark.soak
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("lossless", [False, True], ids=["mosquitto-default-1000", "deploy-site-broker"])
 def test_slow_subscriber_does_not_slow_the_drain(

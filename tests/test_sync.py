@@ -578,6 +578,7 @@ def test_a_reader_sees_the_old_or_the_new_dataset_never_a_mix(tmp_path: Path) ->
     assert versions == sorted(versions)
 
 
+@pytest.mark.soak
 @pytest.mark.timeout(300)
 def test_bench_verify_and_apply_a_100k_row_watchlist(tmp_path: Path) -> None:
     result = bench_apply(100_000, tmp_path)

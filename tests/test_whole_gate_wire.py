@@ -16,6 +16,7 @@ from kiosk.simulation.wire import WireRig
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.mark.soak
 def test_population_through_the_real_drivers(sim_config):
     summary = run_population(sim_config, 40, seed=21, wire=True)
     assert summary["unexpected_decisions"] == 0
