@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
+from config import ConfigError, DeviceSection
 from drivers.camera.factory import build
 from drivers.camera.file_source import FileSource
 from drivers.camera.opencv_backend import OpenCVSource
 from drivers.camera.picamera2_backend import Picamera2Source
 from drivers.interfaces import DeviceError, HealthState
-from kiosk.config import ConfigError, DeviceSection
 
 
 @pytest.fixture

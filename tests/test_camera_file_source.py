@@ -15,14 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
+from config import DeviceSection
 from drivers.camera.factory import build
 from drivers.camera.file_source import MAX_FPS, FileSource
 from drivers.camera.simulator import main as simulator_main
 from drivers.camera.simulator import measure_preview
 from drivers.camera.watchdog import WatchdogCamera
 from drivers.interfaces import DeviceError, HealthState
-from kiosk.config import DeviceSection
 from tests.test_camera_watchdog import wait_until
 
 SIZE = (48, 64)  # (H, W): small keeps the tests fast; the benchmark uses 640x480

@@ -168,7 +168,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from kiosk.config import Config
+    from config import Config
     from kiosk.app import build_kiosk
     from kiosk.flow.states import State
     from kiosk.simulation.population import traveller_of, reference_datasets
@@ -207,8 +207,8 @@ def test_kill_9_mid_transaction_is_recorded_as_aborted_on_restart(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+    from config import Config
     from kiosk.app import build_kiosk
-    from kiosk.config import Config
 
     restarted = build_kiosk(Config(base_dir=tmp_path))
     try:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import Config, ConfigError, load_config
+from config import Config, ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
+from config import DeviceSection
 from drivers.docreader import SerialDocumentReader, build
 from drivers.docreader.protocol import (
     STATUS_PROFILES,
@@ -26,7 +27,6 @@ from drivers.docreader.simulator import DocReaderSimulator
 from drivers.docreader.simulator import main as simulator_main
 from drivers.interfaces import DeviceError, DocumentReader, HealthState
 from drivers.pty_endpoint import PtyEndpoint
-from kiosk.config import DeviceSection
 
 TD3 = ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10")
 TD2 = ("I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "D231458907UTO7408122F1204159<<<<<<<6")

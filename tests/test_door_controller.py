@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
+from common.clock import SimulatedClock
+from config import DeviceSection
 from drivers.door_controller import AlarmKind, DoorAlarm, DoorController, DoorTimings, InterlockError
 from drivers.gate.channels import Door
 from drivers.gate.modbus_io import build as build_modbus
 from drivers.gate.modbus_simulator import ModbusIoSimulator
 from drivers.interfaces import DeviceError, HealthState, LaneEvent, Signal
 from drivers.simulated.lane import SimulatedGate, SimulatedLane
-from kiosk.clock import SimulatedClock
-from kiosk.config import DeviceSection
 from tests.test_gate_gpio import FakeClock, Lane, gpio_lane
 
 # Anything here could hang on a bug (threads, ptys, waits): fail instead.

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
+from config import DeviceSection
 from drivers.fingerprint import build
 from drivers.fingerprint.client import R30xClient
 from drivers.fingerprint.commands import Confirmation, Instruction
@@ -33,7 +34,6 @@ from drivers.fingerprint.simulator import R30xSimulator, template_for
 from drivers.interfaces import DeviceError, FingerprintSensor, HealthState
 from drivers.pty_endpoint import PtyEndpoint
 from drivers.serial_link import SerialLink
-from kiosk.config import DeviceSection
 
 # Everything here talks over a pty: a lost answer must fail a test, not hang the suite.
 pytestmark = pytest.mark.timeout(30)

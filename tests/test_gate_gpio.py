@@ -21,13 +21,13 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from config import ConfigError, DeviceSection
 from drivers.door_controller import DoorController, InterlockError
 from drivers.gate import build as build_any
-from drivers.gate.channels import GateOptions
 from drivers.gate.gate_io import MAX_QUEUED_EVENTS, GateIO
 from drivers.gate.gpio import GpioPort, build
+from drivers.gate.options import GateOptions
 from drivers.interfaces import DeviceError, HealthState, LaneEvent, Signal
-from kiosk.config import ConfigError, DeviceSection
 
 # Anything here could hang on a bug (threads, ptys, waits): fail instead.
 pytestmark = pytest.mark.timeout(30)

@@ -22,13 +22,13 @@ import pytest
 import serial
 from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadCoilsResponse
 
+from config import ConfigError, DeviceSection
 from drivers.gate.channels import Output
 from drivers.gate.gate_io import GateIO
 from drivers.gate.modbus_io import build
 from drivers.gate.modbus_rtu import RtuStreamParser, build_frame
 from drivers.gate.modbus_simulator import ModbusIoSimulator
 from drivers.interfaces import DeviceError, HealthState, LaneEvent, Signal
-from kiosk.config import ConfigError, DeviceSection
 
 # Anything here could hang on a bug (threads, ptys, waits): fail instead.
 pytestmark = pytest.mark.timeout(30)
