@@ -75,13 +75,19 @@ def test_invalid_config_refuses_to_start_with_exit_2(tmp_path):
 
 def test_config_check_and_show(tmp_path):
     good = tmp_path / "good.toml"
-    good.write_text('[kiosk]\nid = "lbw-03"\n[devices.gate.options]\npassword = "s3cret"\n')
+    good.write_text(
+        '[kiosk]\nid = "lbw-03"\n[devices.fingerprint]\nbackend = "serial"\nport = "/dev/fingerprint"\n'
+        "[devices.fingerprint.options]\npassword = 987654321\n"
+    )
     assert kiosk("config", "check", str(good), cwd=tmp_path).returncode == 0
     shown = kiosk("config", "show", str(good), cwd=tmp_path)
     assert shown.returncode == 0
     effective = json.loads(shown.stdout)
     assert effective["kiosk"]["id"] == "lbw-03" and effective["flow"]["face_timeout_s"] == 20.0
-    assert "s3cret" not in shown.stdout
+    assert (
+        "987654321" not in shown.stdout
+        and effective["devices"]["fingerprint"]["options"]["password"] == "***"
+    )
     assert kiosk("config", "check", str(tmp_path / "nope.toml"), cwd=tmp_path).returncode == 2
 
 
