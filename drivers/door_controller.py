@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from drivers.gate.channels import Door
 from drivers.interfaces import DeviceError, Gate, Health, HealthState, LaneEvent, Signal
 

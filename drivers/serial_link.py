@@ -17,7 +17,7 @@ from typing import Any
 
 import serial
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from drivers.interfaces import DeviceError, Health, HealthState
 
 log = logging.getLogger(__name__)

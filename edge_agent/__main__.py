@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from config import ConfigError, load_config
 from edge_agent.agent import Overrides, build_publisher
-from kiosk.config import ConfigError, load_config
 from kiosk.store import Store, StoreError
 
 

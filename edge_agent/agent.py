@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
+from config import Config
 from edge_agent.commands import CommandHandler, load_public_key
 from edge_agent.metrics import MetricsReporter
 from edge_agent.publisher import Inbound, Outgoing, Periodic, Publisher, PublisherOptions, TlsOptions
 from edge_agent.state import StateReporter, software_version
 from edge_agent.sync import SyncHandler
 from edge_agent.topics import Topics
-from kiosk.config import Config
 from kiosk.store import Store
 
 log = logging.getLogger(__name__)

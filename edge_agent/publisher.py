@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from edge_agent.topics import OFFLINE, ONLINE, Topics
 from kiosk.store import Store
 from kiosk.store.records import OutboxEvent

@@ -26,10 +26,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from config import HUB_CONFIG_FILE, Config, with_hub_settings
 from edge_agent.commands import canonical
 from edge_agent.publisher import Outgoing
 from edge_agent.topics import Topics
-from kiosk.config import HUB_CONFIG_FILE, Config, with_hub_settings
 from kiosk.reference import Dataset
 from kiosk.remote import Request, post_request
 from kiosk.store import ReferenceDataError, Store, canonical_sha256
@@ -69,7 +69,7 @@ REASONS = (
     "base_mismatch",
     "invalid_records",
 )
-# Fleet settings (kiosk.config.HUB_SETTABLE) travel as a bundle too, but live in a file, not a table.
+# Fleet settings (config.HUB_SETTABLE) travel as a bundle too, but live in a file, not a table.
 CONFIG_DATASET = "config"
 DATASETS = frozenset({d.value for d in Dataset} | {CONFIG_DATASET})
 APPLIED_META = "sync_applied:{}"

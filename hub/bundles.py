@@ -56,7 +56,7 @@ def sign_bundle(
 ) -> dict[str, Any]:
     """A signed bundle for ``site``; ``records`` is the dataset (full) or ``make_delta`` output (delta).
 
-    ``dataset`` ``config`` carries fleet settings ``{section: {key: value}}`` (kiosk.config.HUB_SETTABLE).
+    ``dataset`` ``config`` carries fleet settings ``{section: {key: value}}`` (config.HUB_SETTABLE).
     """
     name = CONFIG_DATASET if dataset == CONFIG_DATASET else Dataset(dataset).value
     Topics(site, "hub")  # same segment rule as the topic the bundle will travel on

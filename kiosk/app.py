@@ -9,7 +9,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TypeVar
 
+from common.clock import Clock, SimulatedClock
+from config import Config, ConfigError
 from drivers.interfaces import Camera, Device, DocumentReader, FingerprintSensor, Gate
+from drivers.registry import BackendSection
 from drivers.simulated.lane import (
     SimulatedCamera,
     SimulatedDocumentReader,
@@ -18,8 +21,6 @@ from drivers.simulated.lane import (
     SimulatedLane,
     fingerprint_template,
 )
-from kiosk.clock import Clock, SimulatedClock
-from kiosk.config import Config, ConfigError, DeviceSection
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.remote import HubDesk
@@ -55,27 +56,28 @@ class Kiosk:
         self.store.close()
 
 
-def _real(key: str, section: DeviceSection, build: Callable[[], D]) -> D:
+def _real(key: str, section: BackendSection, build: Callable[[], D]) -> D:
     try:
         return build()
-    except ConfigError:
-        raise
-    except ValueError as exc:  # drivers name the bad option; say which device it belongs to
-        raise ConfigError(f"devices.{key} ({section.backend}): {exc}") from None
+    except ValueError as exc:  # what the file cannot say, e.g. a camera source that is not there
+        raise ConfigError(f"key 'devices.{key}' ({section.backend}): {exc}") from None
 
 
 def _lane_camera(config: Config) -> bool:
-    """A "simulated" camera with a source plays files through the real watchdog; without one it is
-    the in-process lane camera whose frames name the simulated traveller."""
-    camera = config.devices.camera
-    return camera.backend == "simulated" and not camera.options.get("source")
+    """The in-process camera whose frames name the simulated traveller (a "file" camera plays files
+    through the real watchdog instead)."""
+    return config.devices.camera.backend == "simulated"
 
 
 def build_devices(config: Config, lane: SimulatedLane, faces: FaceImages | None = None) -> Devices:
     """Each device from its section: "simulated" is the in-process world, anything else real code
     (on real hardware, or on a wire-protocol simulator behind a pty). With ``faces`` the in-process
     camera shows the travellers' real faces."""
-    from drivers import camera, docreader, fingerprint, gate
+    # Imported here: a kiosk on simulated devices loads no serial, camera or Modbus stack.
+    from drivers import gate
+    from drivers.camera import factory as camera
+    from drivers.docreader import reader as docreader
+    from drivers.fingerprint import factory as fingerprint
 
     sections = config.devices
     opened: list[Device] = []
@@ -180,7 +182,7 @@ def build_kiosk(
     faces = _face_images(config)
     if config.face.backend == "onnx" and faces is None and _lane_camera(config):
         raise ConfigError(
-            "face.backend = 'onnx' needs faces to look at: set simulation.face_images (or a camera source)"
+            "face.backend = 'onnx' needs faces to look at: set simulation.face_images (or a \"file\" camera)"
         )
     matcher = build_face_matcher(config)
     # The data directory is the kiosk's own; an explicitly placed database must already have its home.

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kiosk.config import Config, ConfigError, load_config
+from config import Config, ConfigError, load_config
 
 EXIT_UNUSABLE_INPUT = 2
 EXIT_CANNOT_SERVE = 3

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from common.clock import SimulatedClock
+from config import Config
 from drivers.interfaces import DeviceError, HealthState
 from drivers.simulated.lane import SimulatedLane, fingerprint_template
 from kiosk.app import Kiosk, build_kiosk
-from kiosk.clock import SimulatedClock
-from kiosk.config import Config
 from kiosk.flow.engine import FlowEvent, TransactionOutcome
 from kiosk.flow.states import State
 from kiosk.reference import Dataset, PolicyRules

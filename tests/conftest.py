@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from config import Config
 from hub.signer import keygen, load_private_key
 from kiosk.app import Kiosk, build_kiosk
-from kiosk.config import Config
 from kiosk.privacy import IdentifierHasher
 from kiosk.store import Store
 from tests.mqtt_broker import MosquittoBroker

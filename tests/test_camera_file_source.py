@@ -15,14 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from drivers.camera.factory import build
 from drivers.camera.file_source import MAX_FPS, FileSource
+from drivers.camera.options import FileCameraSection
 from drivers.camera.simulator import main as simulator_main
 from drivers.camera.simulator import measure_preview
 from drivers.camera.watchdog import WatchdogCamera
 from drivers.interfaces import DeviceError, HealthState
-from kiosk.config import DeviceSection
 from tests.test_camera_watchdog import wait_until
 
 SIZE = (48, 64)  # (H, W): small keeps the tests fast; the benchmark uses 640x480
@@ -238,7 +238,7 @@ def test_preview_rate_of_the_simulated_camera(tmp_path: Path) -> None:
         ("640x480 png, fps=60", {"source": str(big), "fps": 60}),
         ("64x48 png, fps=60", {"source": str(folder), "fps": 60}),
     ):
-        cam = build(DeviceSection(backend="simulated", options=options))
+        cam = build(FileCameraSection(options=options))
         try:
             rate, last = measure_preview(cam, 1.0)
         finally:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from drivers.camera.source import SourceFrame
 from drivers.camera.watchdog import WatchdogCamera
 from drivers.interfaces import Camera, DeviceError, HealthState

@@ -74,13 +74,19 @@ def test_invalid_config_refuses_to_start_with_exit_2(tmp_path):
 
 def test_config_check_and_show(tmp_path):
     good = tmp_path / "good.toml"
-    good.write_text('[kiosk]\nid = "lbw-03"\n[devices.gate.options]\npassword = "s3cret"\n')
+    good.write_text(
+        '[kiosk]\nid = "lbw-03"\n[devices.fingerprint]\nbackend = "serial"\nport = "/dev/fingerprint"\n'
+        "[devices.fingerprint.options]\npassword = 987654321\n"
+    )
     assert kiosk("config", "check", str(good), cwd=tmp_path).returncode == 0
     shown = kiosk("config", "show", str(good), cwd=tmp_path)
     assert shown.returncode == 0
     effective = json.loads(shown.stdout)
     assert effective["kiosk"]["id"] == "lbw-03" and effective["flow"]["face_timeout_s"] == 20.0
-    assert "s3cret" not in shown.stdout
+    assert (
+        "987654321" not in shown.stdout
+        and effective["devices"]["fingerprint"]["options"]["password"] == "***"
+    )
     assert kiosk("config", "check", str(tmp_path / "nope.toml"), cwd=tmp_path).returncode == 2
 
 
@@ -167,7 +173,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from kiosk.config import Config
+    from config import Config
     from kiosk.app import build_kiosk
     from kiosk.flow.states import State
     from kiosk.simulation.population import traveller_of, reference_datasets
@@ -206,8 +212,8 @@ def test_kill_9_mid_transaction_is_recorded_as_aborted_on_restart(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+    from config import Config
     from kiosk.app import build_kiosk
-    from kiosk.config import Config
 
     restarted = build_kiosk(Config(base_dir=tmp_path))
     try:

@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from edge_agent.commands import CommandHandler, load_public_key
 from edge_agent.publisher import Publisher, PublisherOptions
 from edge_agent.topics import Topics

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from serial.tools.list_ports_common import ListPortInfo
 from usb.backend import IBackend
 
+from config import Config
 from drivers.discovery import Discovery, SerialPort, discover, list_serial, list_usb, main, suggest_config
 from drivers.known_devices import KNOWN_DEVICES, Kind, lookup
-from kiosk.config import Config
 
 GET_DESCRIPTOR = 0x06
 STRING_DESCRIPTOR = 0x03

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from drivers.docreader.options import OptionError, parse_options
+from drivers.docreader.options import SerialReaderOptions
 from drivers.docreader.parser import StreamParser, new_parser
 from drivers.docreader.protocol import (
     ETX,
@@ -363,14 +364,14 @@ def test_settings_out_of_range_are_refused(kwargs: dict[str, float]) -> None:
 
 
 def test_options_default_to_cr_lines_without_events() -> None:
-    options = parse_options({})
+    options = SerialReaderOptions()
     assert options.settings == ParserSettings()
     assert options.queue_size == 4
     assert options.serial_options == {"parity": "N", "stopbits": 1, "bytesize": 8}
 
 
 def test_options_are_all_honoured() -> None:
-    options = parse_options(
+    options = SerialReaderOptions.model_validate(
         {
             "framing": "stx-etx",
             "idle_ms": 250,
@@ -410,8 +411,8 @@ def test_options_are_all_honoured() -> None:
     ],
 )
 def test_bad_options_are_refused_with_the_key_named(options: dict[str, object], key: str) -> None:
-    with pytest.raises(OptionError, match=key):
-        parse_options(options)
+    with pytest.raises(ValidationError, match=key):
+        SerialReaderOptions.model_validate(options)
 
 
 # --- fuzzing -----------------------------------------------------------------------------------------

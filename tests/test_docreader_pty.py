@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers.backoff import Backoff
-from drivers.docreader import SerialDocumentReader, build
+from common.backoff import Backoff
+from drivers.docreader.options import SerialReaderSection
 from drivers.docreader.protocol import (
     STATUS_PROFILES,
     DocumentEvent,
@@ -22,11 +22,11 @@ from drivers.docreader.protocol import (
     StatusProfile,
     encode_document,
 )
+from drivers.docreader.reader import SerialDocumentReader, build
 from drivers.docreader.simulator import DocReaderSimulator
 from drivers.docreader.simulator import main as simulator_main
 from drivers.interfaces import DeviceError, DocumentReader, HealthState
 from drivers.pty_endpoint import PtyEndpoint
-from kiosk.config import DeviceSection
 
 TD3 = ("P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10")
 TD2 = ("I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "D231458907UTO7408122F1204159<<<<<<<6")
@@ -339,8 +339,7 @@ def test_present_while_unplugged_is_lost_like_on_a_dead_reader(bench: Bench) -> 
 
 def test_build_makes_a_working_reader_from_the_config_section(bench: Bench) -> None:
     simulator = bench.simulator(Framing.STX_ETX, status=STATUS_PROFILES["control-bytes"])
-    section = DeviceSection(
-        backend="serial",
+    section = SerialReaderSection(
         port=bench.endpoint.path,
         baudrate=115200,
         options={"framing": "stx-etx", "events": "control-bytes", "idle_ms": 200},
@@ -350,20 +349,6 @@ def test_build_makes_a_working_reader_from_the_config_section(bench: Bench) -> N
     simulator.present(TD1)
     assert read_lines(reader) == TD1
     assert reader.last_event is not None and reader.last_event.kind is DocumentEvent.PRESENT
-
-
-@pytest.mark.parametrize(
-    "section, message",
-    [
-        (DeviceSection(), "serial"),
-        (DeviceSection(backend="usb", port="/dev/ttyUSB0"), "serial"),
-        (DeviceSection(backend="serial"), "port"),
-        (DeviceSection(backend="serial", port="/dev/null", options={"framing": "x"}), "framing"),
-    ],
-)
-def test_build_refuses_sections_it_cannot_serve(section: DeviceSection, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        build(section)
 
 
 # --- the command-line simulator ------------------------------------------------------------------

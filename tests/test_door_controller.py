@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
+from common.clock import SimulatedClock
 from drivers.door_controller import AlarmKind, DoorAlarm, DoorController, DoorTimings, InterlockError
 from drivers.gate.channels import Door
 from drivers.gate.modbus_io import build as build_modbus
 from drivers.gate.modbus_simulator import ModbusIoSimulator
+from drivers.gate.options import ModbusGateSection
 from drivers.interfaces import DeviceError, HealthState, LaneEvent, Signal
 from drivers.simulated.lane import SimulatedGate, SimulatedLane
-from kiosk.clock import SimulatedClock
-from kiosk.config import DeviceSection
 from tests.test_gate_gpio import FakeClock, Lane, gpio_lane
 
 # Anything here could hang on a bug (threads, ptys, waits): fail instead.
@@ -212,7 +212,7 @@ def supervise_until(doors: DoorController, kind: AlarmKind, timeout_s: float = 5
 def test_an_unplugged_modbus_module_is_seen_lost_and_restored(tmp_path: Path) -> None:
     sim = ModbusIoSimulator(tmp_path / "io").start()
     options = {"poll_interval_s": 0.02, "response_timeout_s": 0.1, "reconnect_max_s": 0.2}
-    gate = build_modbus(DeviceSection(backend="modbus", port=sim.path, options=options))
+    gate = build_modbus(ModbusGateSection(port=sim.path, options=options))
     doors = DoorController(gate, DoorTimings(slice_s=0.01), backoff=Backoff(0.05, 0.2))
     try:
         doors.open_entry()

@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from edge_agent.publisher import Publisher, PublisherOptions, event_message
 from edge_agent.topics import Topics
 from kiosk.store import Store

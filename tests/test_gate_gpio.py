@@ -20,14 +20,16 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from config import Config
+from config.load import describe
 from drivers.door_controller import DoorController, InterlockError
 from drivers.gate import build as build_any
-from drivers.gate.channels import GateOptions
 from drivers.gate.gate_io import MAX_QUEUED_EVENTS, GateIO
 from drivers.gate.gpio import GpioPort, build
+from drivers.gate.options import GateOptions, GpioGateSection
 from drivers.interfaces import DeviceError, HealthState, LaneEvent, Signal
-from kiosk.config import ConfigError, DeviceSection
 
 # Anything here could hang on a bug (threads, ptys, waits): fail instead.
 pytestmark = pytest.mark.timeout(30)
@@ -117,7 +119,7 @@ def gpio_lane(monotonic: FakeClock | None = None, **overrides: Any) -> Iterator[
     """A started GPIO gate with both doors closed; a fake clock when given one."""
     with mock_gpio() as factory:
         if monotonic is None:
-            gate = build(DeviceSection(backend="gpio", options=gpio_options(**overrides)))
+            gate = build(GpioGateSection(options=gpio_options(**overrides)))
         else:
             options = GateOptions.model_validate(
                 {k: v for k, v in gpio_options(**overrides).items() if k != "reconcile_s"}
@@ -314,7 +316,7 @@ def test_an_emergency_release_active_at_start_is_reported() -> None:
         pin = factory.pin(INPUT_PINS["emergency_release"])
         pin.drive_low()
         options = gpio_options(pull="off")
-        gate = build(DeviceSection(backend="gpio", options=options))
+        gate = build(GpioGateSection(options=options))
         try:
             assert gate.wait_event(0) is LaneEvent.EMERGENCY_RELEASE
             assert gate.exit_unlocked() and not gate.entry_unlocked()
@@ -379,13 +381,11 @@ def test_a_flood_of_unread_events_is_bounded_and_counted(lane: Lane) -> None:
 
 def test_the_package_builds_the_configured_backend() -> None:
     with mock_gpio():
-        gate = build_any(DeviceSection(backend="gpio", options=gpio_options()))
+        gate = build_any(GpioGateSection(options=gpio_options()))
         try:
             assert isinstance(gate.port, GpioPort)
         finally:
             gate.close()
-    with pytest.raises(ConfigError, match="not a gate backend"):
-        build_any(DeviceSection(backend="simulated"))
 
 
 def test_a_closed_gate_refuses_work(lane: Lane) -> None:
@@ -408,9 +408,10 @@ def test_a_closed_gate_refuses_work(lane: Lane) -> None:
     ],
 )
 def test_bad_options_stop_with_the_key_named(options: dict[str, Any], problem: str) -> None:
-    with pytest.raises(ConfigError, match=r"devices\.gate\.options") as caught:
-        build(DeviceSection(backend="gpio", options=options))
-    assert problem in str(caught.value)
+    with pytest.raises(ValidationError) as caught:
+        Config.model_validate({"devices": {"gate": {"backend": "gpio", "options": options}}})
+    message = describe(caught.value)
+    assert "key 'devices.gate.options" in message and problem in message
 
 
 # --- invariants under random input --------------------------------------------------------------------

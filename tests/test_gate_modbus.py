@@ -27,8 +27,8 @@ from drivers.gate.gate_io import GateIO
 from drivers.gate.modbus_io import build
 from drivers.gate.modbus_rtu import RtuStreamParser, build_frame
 from drivers.gate.modbus_simulator import ModbusIoSimulator
+from drivers.gate.options import ModbusGateSection
 from drivers.interfaces import DeviceError, HealthState, LaneEvent, Signal
-from kiosk.config import ConfigError, DeviceSection
 
 # Anything here could hang on a bug (threads, ptys, waits): fail instead.
 pytestmark = pytest.mark.timeout(30)
@@ -70,7 +70,7 @@ def sim(tmp_path: Path) -> Iterator[ModbusIoSimulator]:
 
 @pytest.fixture
 def gate(sim: ModbusIoSimulator) -> Iterator[GateIO]:
-    built = build(DeviceSection(backend="modbus", port=sim.path, baudrate=19200, options=FAST))
+    built = build(ModbusGateSection(port=sim.path, baudrate=19200, options=FAST))
     # On a loaded machine the first contact can miss its reply timeout; the poll thread retries.
     wait_for(lambda: built.health().state is HealthState.OK)
     yield built
@@ -121,7 +121,7 @@ def test_a_module_that_rebooted_gets_its_coils_rewritten(sim: ModbusIoSimulator,
 
 def test_a_module_at_another_address_is_an_exception_not_a_crash(sim: ModbusIoSimulator) -> None:
     options = {**FAST, "outputs": {"entry_lock": 0, "exit_lock": 40}}
-    gate = build(DeviceSection(backend="modbus", port=sim.path, options=options))
+    gate = build(ModbusGateSection(port=sim.path, options=options))
     try:
         assert gate.health().state is not HealthState.OK
         wait_for(lambda: gate.health().state is HealthState.FAILED)
@@ -221,7 +221,7 @@ def test_a_module_slower_than_the_reply_timeout_is_lost_without_hanging(tmp_path
     slow = ModbusIoSimulator(tmp_path / "slow-io", response_delay_s=TIMEOUT_S * 1.5).start()
     try:
         started = time.monotonic()
-        gate = build(DeviceSection(backend="modbus", port=slow.path, options=FAST))
+        gate = build(ModbusGateSection(port=slow.path, options=FAST))
         try:
             assert time.monotonic() - started < 2 * TIMEOUT_S + 0.5
             wait_for(lambda: gate.health().state is HealthState.FAILED, LOSS_DETECTED_WITHIN_S)
@@ -286,7 +286,7 @@ def test_simulator_cli_serves_until_sigterm(tmp_path: Path) -> None:
         assert process.stdout is not None
         try:
             assert process.stdout.readline().strip() == str(link)
-            gate = build(DeviceSection(backend="modbus", port=str(link), options={**FAST, "unit": 3}))
+            gate = build(ModbusGateSection(port=str(link), options={**FAST, "unit": 3}))
             try:
                 gate.set_exit_unlocked(False)
                 assert gate.health().state is HealthState.OK
@@ -299,21 +299,6 @@ def test_simulator_cli_serves_until_sigterm(tmp_path: Path) -> None:
             if process.poll() is None:
                 process.kill()
     assert not link.exists()
-
-
-def test_the_modbus_backend_needs_a_port() -> None:
-    with pytest.raises(ConfigError, match=r"devices\.gate\.port"):
-        build(DeviceSection(backend="modbus", options={}))
-
-
-def test_modbus_options_are_validated() -> None:
-    with pytest.raises(ConfigError, match="unit"):
-        build(DeviceSection(backend="modbus", port="/dev/null", options={"unit": 300}))
-    with pytest.raises(ConfigError, match="reconnect_max_s"):
-        build(DeviceSection(backend="modbus", port="/dev/null", options={"reconnect_max_s": 0.01}))
-    with pytest.raises(ConfigError, match="within 2000"):
-        outputs = {"entry_lock": 0, "exit_lock": 2000}
-        build(DeviceSection(backend="modbus", port="/dev/null", options={"outputs": outputs}))
 
 
 # --- timings ------------------------------------------------------------------------------------------

@@ -174,9 +174,9 @@ def test_histogram_buckets() -> None:
 def test_signed_set_mode_travels_hub_to_lane_and_back_to_the_state_topic(tmp_path: Path) -> None:
     import threading
 
+    from config import Config
     from edge_agent.agent import Overrides, build_publisher
     from hub.signer import keygen, load_private_key, sign_command
-    from kiosk.config import Config
     from tests.mqtt_broker import MosquittoBroker
     from tests.test_commands import Hub
     from tests.test_edge_agent import wait_for

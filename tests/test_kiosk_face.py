@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from config import Config, ConfigError, FaceSection, FlowSection, SimulationSection
 from drivers.simulated.lane import SimulatedCamera
 from kiosk.app import build_kiosk
-from kiosk.config import Config, ConfigError, FaceSection, FlowSection, SimulationSection
 from kiosk.documents.mrz import parse_mrz
 from kiosk.flow.states import State
 from kiosk.headless import run_population, simulated_kiosk

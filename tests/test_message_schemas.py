@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
 from paho.mqtt.enums import CallbackAPIVersion
 
+from config import Config
 from drivers.door_controller import AlarmKind
 from drivers.interfaces import LaneEvent
 from edge_agent import schema
@@ -47,7 +48,6 @@ from edge_agent.topics import Topics
 from hub.bundles import encode, make_delta, sign_bundle
 from hub.signer import keygen, load_private_key, sign_command
 from kiosk import remote
-from kiosk.config import Config
 from kiosk.documents.mrz import MrzFormat
 from kiosk.flow.states import State
 from kiosk.headless import run_population, simulated_kiosk

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from edge_agent.publisher import Publisher, PublisherOptions, TlsOptions
 from edge_agent.topics import Topics
 from hub.__main__ import main as hub_main

@@ -23,7 +23,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
+from config import load_config
 from edge_agent import schema
 from edge_agent.agent import Overrides, build_publisher
 from edge_agent.commands import canonical, load_public_key
@@ -33,7 +34,6 @@ from edge_agent.topics import Topics
 from hub.__main__ import main as hub_main
 from hub.bundles import bench_apply, encode, make_delta, publish_bundle, sign_bundle, synthetic_watchlist
 from hub.signer import SYNC_PRIVATE_NAME, SYNC_PUBLIC_NAME, keygen, load_private_key, sign_command
-from kiosk.config import load_config
 from kiosk.privacy import IdentifierHasher
 from kiosk.reference import Dataset, PolicyRules
 from kiosk.store import Store

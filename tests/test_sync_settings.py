@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from config import HUB_CONFIG_FILE, HUB_SETTABLE, load_config
 from edge_agent import schema
 from edge_agent.agent import Overrides, build_publisher
 from edge_agent.commands import canonical, load_public_key
@@ -19,7 +20,6 @@ from edge_agent.state import StateReporter
 from edge_agent.sync import SyncHandler, records_sha256
 from edge_agent.topics import Topics
 from hub.bundles import encode, publish_bundle, sign_bundle
-from kiosk.config import HUB_CONFIG_FILE, HUB_SETTABLE, load_config
 from kiosk.store import Store
 from tests.mqtt_broker import MosquittoBroker
 from tests.test_edge_agent import wait_for
@@ -152,7 +152,7 @@ def test_kiosk_starts_on_its_own_file_when_the_settings_file_is_unusable(
     written.parent.mkdir(parents=True, exist_ok=True)
     for content in ("{not json", json.dumps({"version": "v", "settings": {"devices": {"gate": {}}}})):
         written.write_text(content, encoding="utf-8")
-        with caplog.at_level(logging.ERROR, logger="kiosk.config"):
+        with caplog.at_level(logging.ERROR, logger="config.load"):
             config = load_config(path)
         assert config.flow.face_timeout_s == 20 and config.hub_settings_version is None
         assert "ignoring the hub's settings" in caplog.text

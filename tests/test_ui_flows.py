@@ -219,7 +219,7 @@ def test_cold_start(runs):
 
 
 def _driver(scenario: str, folder: Path, cache: Path) -> None:
-    from kiosk.config import Config
+    from config import Config
     from kiosk.ui import launch
     from kiosk.ui.pinlock import pin_sha256
     from kiosk.ui.screenshots import LAYOUTS

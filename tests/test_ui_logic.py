@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kiosk.config import Config, ConfigError, load_config
+from config import Config, ConfigError, load_config
 from kiosk.flow.states import State
 from kiosk.ui.accessibility import WCAG_AA_TEXT, contrast_ratio, mm_to_px
 from kiosk.ui.palette import HEX, TEXT_PAIRS
@@ -125,7 +125,7 @@ def test_touch_target_size_follows_the_display_density():
 
 
 def test_real_time_lane_waits_for_real(tmp_path):
-    from kiosk.clock import SimulatedClock
+    from common.clock import SimulatedClock
     from kiosk.ui.realtime import RealTimeLane
 
     lane = RealTimeLane(SimulatedClock(), device_delay_s=0.2)

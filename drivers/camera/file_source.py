@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from drivers.camera.options import MAX_FPS
 from drivers.camera.pixels import ChannelOrder, PixelFormatError, to_rgb
 from drivers.camera.source import SourceFrame
 from drivers.interfaces import DeviceError
@@ -29,7 +30,6 @@ IMAGE_SUFFIXES = frozenset(
 )
 VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".m4v", ".webm", ".mjpg", ".mjpeg"})
 DEFAULT_FPS = 15.0
-MAX_FPS = 240.0
 
 
 class _Playback(Protocol):

@@ -2,7 +2,7 @@
 
     python -m drivers simulate camera --source PATH [--fps N] [--seconds S] [--snapshot OUT.png] [--json]
 
-It runs the simulated camera exactly as the kiosk does (file source behind the frame watchdog),
+It runs the file camera exactly as the kiosk does (file source behind the frame watchdog),
 samples the preview the way the UI does for ``--seconds``, and prints the frame rate, frame size,
 health and restarts; ``--snapshot`` writes the last frame so colours and orientation can be
 checked by eye. The control API for a simulated traveller is :class:`FileSource`
@@ -22,9 +22,9 @@ from pathlib import Path
 import cv2
 
 from drivers.camera.factory import build
+from drivers.camera.options import FileCameraSection
 from drivers.camera.watchdog import WatchdogCamera
 from drivers.interfaces import DeviceError, Frame
-from kiosk.config import ConfigError, DeviceSection
 
 # How often the UI would look for a new preview frame (a 100 Hz display loop is generous).
 PREVIEW_POLL_S = 0.01
@@ -79,12 +79,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--snapshot", type=Path, help="write the last frame to this image file")
     parser.add_argument("--json", action="store_true", help="print the measurement as JSON")
     args = parser.parse_args(argv)
-    options: dict[str, object] = {"source": str(args.source)}
-    if args.fps is not None:
-        options["fps"] = args.fps
     try:
-        camera = build(DeviceSection(backend="simulated", options=options))
-    except ConfigError as exc:
+        camera = build(FileCameraSection(options={"source": args.source, "fps": args.fps}))
+    except ValueError as exc:  # pydantic's ValidationError is one too
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:

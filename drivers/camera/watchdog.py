@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from drivers.camera.source import FrameSource, SourceFrame
 from drivers.interfaces import DeviceError, Frame, Health, HealthState
 

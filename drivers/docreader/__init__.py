@@ -1,5 +1,5 @@
-"""Serial MRZ document readers: wire protocol, driver, and a pty simulator of the same protocol."""
+"""Serial MRZ document readers: wire protocol, driver, and a pty simulator of the same protocol.
 
-from drivers.docreader.reader import SerialDocumentReader, build
-
-__all__ = ["SerialDocumentReader", "build"]
+``options`` holds the configuration sections (imported when a configuration loads, so it stays free
+of the serial stack); ``reader.build`` turns a serial section into a running reader.
+"""

@@ -1,110 +1,102 @@
-"""The ``[devices.document_reader.options]`` table, checked strictly.
+"""The ``[devices.document_reader]`` sections: the in-process simulated reader and serial MRZ readers.
 
-A typo in a key or a value of the wrong type stops the kiosk with the key named: a reader that
-silently fell back to a default framing would drop every document at a border post.
+Checked strictly when the configuration loads: a typo in a key or a value of the wrong type stops
+the kiosk with the key named, because a reader that silently fell back to a default framing would
+drop every document at a border post.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-import serial
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from drivers.docreader.protocol import STATUS_PROFILES, Framing, ParserSettings, StatusProfile
-
-KEYS = frozenset(
-    {
-        "framing",
-        "idle_ms",
-        "max_document_bytes",
-        "events",
-        "event_present",
-        "event_removed",
-        "queue_size",
-        "parity",
-        "stopbits",
-        "bytesize",
-    }
+from drivers.docreader.protocol import (
+    LARGEST_DOCUMENT_BYTES,
+    STATUS_PROFILES,
+    Framing,
+    ParserSettings,
+    StatusProfile,
 )
-PARITIES = {
-    "N": serial.PARITY_NONE,
-    "E": serial.PARITY_EVEN,
-    "O": serial.PARITY_ODD,
-    "M": serial.PARITY_MARK,
-    "S": serial.PARITY_SPACE,
-}
+from drivers.registry import BackendSection, register
 
 
-class OptionError(ValueError):
-    """An option is unknown or has a value the reader cannot use; the message names the key."""
+class SerialReaderOptions(BaseModel):
+    """``[devices.document_reader.options]`` of a serial reader (see ``drivers.docreader.reader.build``)."""
 
+    # strict: `idle_ms = true` or `idle_ms = "500"` is a mistake, not a number.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-@dataclass(frozen=True)
-class ReaderOptions:
-    settings: ParserSettings
-    queue_size: int
-    serial_options: dict[str, Any]
+    framing: Literal["cr", "lf", "crlf", "stx-etx"] = "cr"
+    idle_ms: float = Field(500, ge=10, le=10_000)
+    max_document_bytes: int = Field(256, ge=LARGEST_DOCUMENT_BYTES, le=65_536)
+    events: Literal["none", "at-lines", "control-bytes"] = "none"
+    # Override a profile's token: one control byte (TOML "\u000e") or printable text; "" turns it off.
+    event_present: str | None = None
+    event_removed: str | None = None
+    queue_size: int = Field(4, ge=1, le=64)
+    parity: Literal["N", "E", "O", "M", "S"] = "N"  # pyserial's own parity letters
+    stopbits: float = 1
+    bytesize: Literal[7, 8] = 8
 
+    @field_validator("event_present", "event_removed")
+    @classmethod
+    def _ascii(cls, value: str | None) -> str | None:
+        if value is not None and not value.isascii():
+            raise ValueError("must be an ASCII string (\\u000e for a control byte)")
+        return value
 
-def parse_options(options: Mapping[str, Any]) -> ReaderOptions:
-    unknown = sorted(set(options) - KEYS)
-    if unknown:
-        raise OptionError(f"options: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(KEYS))}")
-    framing = _choice(options, "framing", [f.value for f in Framing], Framing.CR.value)
-    profile = STATUS_PROFILES[_choice(options, "events", list(STATUS_PROFILES), "none")]
-    try:
-        status = StatusProfile(
-            present=_token(options, "event_present", profile.present),
-            removed=_token(options, "event_removed", profile.removed),
+    @field_validator("stopbits")
+    @classmethod
+    def _stopbits(cls, value: float) -> float:
+        if value not in (1, 1.5, 2):
+            raise ValueError("must be 1, 1.5 or 2")
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> SerialReaderOptions:
+        try:
+            self.settings  # noqa: B018 -- builds the parser settings, whose checks span several keys
+        except ValueError as exc:
+            raise ValueError(f"events/event_present/event_removed/max_document_bytes: {exc}") from None
+        return self
+
+    @property
+    def status(self) -> StatusProfile:
+        profile = STATUS_PROFILES[self.events]
+        present, removed = self.event_present, self.event_removed
+        return StatusProfile(
+            present=profile.present if present is None else present.encode("ascii"),
+            removed=profile.removed if removed is None else removed.encode("ascii"),
         )
-    except ValueError as exc:
-        raise OptionError(f"options.events/event_present/event_removed: {exc}") from None
-    try:
-        settings = ParserSettings(
-            framing=Framing(framing),
-            idle_s=_number(options, "idle_ms", 500) / 1000.0,
-            max_document_bytes=int(_number(options, "max_document_bytes", 256, integer=True)),
-            status=status,
+
+    @property
+    def settings(self) -> ParserSettings:
+        return ParserSettings(
+            framing=Framing(self.framing),
+            idle_s=self.idle_ms / 1000.0,
+            max_document_bytes=self.max_document_bytes,
+            status=self.status,
         )
-    except ValueError as exc:
-        raise OptionError(f"options: {exc}") from None
-    queue_size = int(_number(options, "queue_size", 4, integer=True))
-    if not 1 <= queue_size <= 64:
-        raise OptionError("options.queue_size: must be between 1 and 64")
-    serial_options = {
-        "parity": PARITIES[_choice(options, "parity", list(PARITIES), "N")],
-        "stopbits": _number(options, "stopbits", 1),
-        "bytesize": int(_number(options, "bytesize", 8, integer=True)),
-    }
-    if serial_options["stopbits"] not in serial.Serial.STOPBITS:
-        raise OptionError("options.stopbits: must be 1, 1.5 or 2")
-    if serial_options["bytesize"] not in (7, 8):
-        raise OptionError("options.bytesize: must be 7 or 8")
-    return ReaderOptions(settings, queue_size, serial_options)
+
+    @property
+    def serial_options(self) -> dict[str, Any]:
+        return {"parity": self.parity, "stopbits": self.stopbits, "bytesize": self.bytesize}
 
 
-def _choice(options: Mapping[str, Any], key: str, allowed: list[str], default: str) -> str:
-    value = options.get(key, default)
-    if value not in allowed:
-        raise OptionError(f"options.{key}: must be one of {', '.join(allowed)}")
-    return str(value)
+@register("document_reader")
+class SimulatedReaderSection(BackendSection):
+    """The in-process reader of the simulated lane (``drivers.simulated.lane``)."""
+
+    backend: Literal["simulated"] = "simulated"
+    simulated = True
 
 
-def _number(options: Mapping[str, Any], key: str, default: float, *, integer: bool = False) -> float:
-    value = options.get(key, default)
-    kinds = (int,) if integer else (int, float)
-    # bool is an int to Python, but `idle_ms = true` is a mistake, not 1 ms.
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        raise OptionError(f"options.{key}: must be {'an integer' if integer else 'a number'}")
-    return value
+@register("document_reader")
+class SerialReaderSection(BackendSection):
+    """An MRZ reader on a serial port (RS-232, or a USB-serial bridge: both are ``serial``)."""
 
-
-def _token(options: Mapping[str, Any], key: str, default: bytes) -> bytes:
-    value = options.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, str) or not value.isascii():
-        raise OptionError(f"options.{key}: must be an ASCII string (\\u000e for a control byte)")
-    return value.encode("ascii")
+    backend: Literal["serial"] = "serial"
+    port: str = Field(min_length=1)  # e.g. /dev/serial/by-id/... or a pty link
+    baudrate: int = Field(9600, gt=0)
+    options: SerialReaderOptions = SerialReaderOptions()

@@ -16,8 +16,8 @@ import time
 from collections import Counter, deque
 from typing import Any
 
-from drivers.backoff import Backoff
-from drivers.docreader.options import parse_options
+from common.backoff import Backoff
+from drivers.docreader.options import SerialReaderSection
 from drivers.docreader.parser import new_parser
 from drivers.docreader.protocol import (
     Document,
@@ -29,7 +29,6 @@ from drivers.docreader.protocol import (
 )
 from drivers.interfaces import DeviceError, DocumentRead, Health, HealthState
 from drivers.serial_link import SerialLink
-from kiosk.config import DeviceSection
 
 log = logging.getLogger(__name__)
 
@@ -260,12 +259,11 @@ class SerialDocumentReader:
         log.warning("%s: dropped %d fragment(s), %d byte(s) (%s)", self.name, fragments, nbytes, counts)
 
 
-def build(section: DeviceSection) -> SerialDocumentReader:
-    """The document reader the ``[devices.document_reader]`` section describes.
+def build(section: SerialReaderSection) -> SerialDocumentReader:
+    """The serial document reader the ``[devices.document_reader]`` section describes.
 
-    ``backend`` must be ``"serial"`` (the in-process ``"simulated"`` reader is built with the
-    simulated lane); ``port`` is required (e.g. ``/dev/serial/by-id/…`` or a pty link);
-    ``baudrate`` defaults to 9600. ``options`` (all optional):
+    ``port`` is required (e.g. ``/dev/serial/by-id/…`` or a pty link); ``baudrate`` defaults to
+    9600. ``options`` (all optional):
 
     - ``framing``: ``"cr"`` (default), ``"lf"``, ``"crlf"`` or ``"stx-etx"``;
     - ``idle_ms``: pause that ends a document or frame in progress, 10–10000 (default 500);
@@ -279,16 +277,12 @@ def build(section: DeviceSection) -> SerialDocumentReader:
     - ``parity`` (``"N"`` default, ``"E"``, ``"O"``, ``"M"``, ``"S"``), ``stopbits`` (1, 1.5, 2;
       default 1), ``bytesize`` (7 or 8; default 8).
 
-    Raises ValueError (``OptionError`` for options) naming the key when the section is unusable.
+    The section was validated when the configuration loaded (:mod:`drivers.docreader.options`).
     """
-    if section.backend != "serial":
-        raise ValueError(f"backend {section.backend!r}: drivers.docreader builds serial readers only")
-    if not section.port:
-        raise ValueError("port: a serial document reader needs a port")
-    options = parse_options(section.options)
+    options = section.options
     return SerialDocumentReader(
         section.port,
-        baudrate=section.baudrate or 9600,
+        baudrate=section.baudrate,
         settings=options.settings,
         queue_size=options.queue_size,
         serial_options=options.serial_options,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from drivers.backoff import Backoff
+from common.backoff import Backoff
 from drivers.fingerprint.commands import (
     DEFAULT_PASSWORD,
     INDEX_PAGES,

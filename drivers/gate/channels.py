@@ -11,11 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from kiosk.config import ConfigError
 
 
 class Door(StrEnum):
@@ -90,56 +85,3 @@ class ChannelMap:
         raw[Output.ENTRY_LOCK] = self.lock_raw(Door.ENTRY, unlocked=False)
         raw[Output.EXIT_LOCK] = self.lock_raw(Door.EXIT, unlocked=True)
         return raw
-
-
-# --- options ---------------------------------------------------------------------------------------
-
-
-class GateOptions(BaseModel):
-    """The option keys every gate backend shares (see each backend's ``build`` for the rest)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    outputs: dict[Output, int] = Field(default_factory=dict)
-    inputs: dict[Input, int] = Field(default_factory=dict)
-    active_low: list[Output | Input] = Field(default_factory=list)
-    entry_unlock_energised: bool = True
-    exit_unlock_energised: bool = False
-    forced_grace_s: float = Field(1.0, ge=0, le=30)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> GateOptions:
-        missing = sorted((REQUIRED_OUTPUTS - self.outputs.keys()) | (REQUIRED_INPUTS - self.inputs.keys()))
-        if missing:
-            raise ValueError(f"required channel(s) not wired: {', '.join(missing)}")
-        for kind, table in (("outputs", self.outputs), ("inputs", self.inputs)):
-            if any(address < 0 for address in table.values()):
-                raise ValueError(f"{kind}: addresses must be >= 0")
-            if len(set(table.values())) != len(table):
-                raise ValueError(f"{kind}: two channels share one address")
-        unknown = [name for name in self.active_low if name not in self.outputs and name not in self.inputs]
-        if unknown:
-            raise ValueError(f"active_low names unwired channel(s): {', '.join(unknown)}")
-        return self
-
-    def channel_map(self) -> ChannelMap:
-        return ChannelMap(
-            outputs=dict(self.outputs),
-            inputs=dict(self.inputs),
-            active_low=frozenset(self.active_low),
-            unlock_energised={Door.ENTRY: self.entry_unlock_energised, Door.EXIT: self.exit_unlock_energised},
-        )
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_options(model: type[M], options: Mapping[str, Any], where: str) -> M:
-    """Validate a backend's options; a bad key stops the kiosk with the key named."""
-    try:
-        return model.model_validate(dict(options))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"key '{'.'.join([where, *(str(p) for p in err['loc'])])}': {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(problems) from None

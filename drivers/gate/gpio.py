@@ -17,31 +17,14 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
-
-from drivers.gate.channels import ChannelMap, GateOptions, Input, Output, parse_options
+from drivers.gate.channels import ChannelMap, Input, Output
 from drivers.gate.gate_io import GateIO, PortListener
+from drivers.gate.options import GpioGateSection, Pull
 from drivers.interfaces import DeviceError, Health
-from kiosk.config import DeviceSection
 
 log = logging.getLogger(__name__)
-
-Pull = Literal["up", "down", "off"]
-
-
-class GpioOptions(GateOptions):
-    pull: Pull = "up"
-    bounce_s: float = Field(0.02, ge=0, le=1)
-    reconcile_s: float = Field(0.25, ge=0, le=10)
-
-    @model_validator(mode="after")
-    def _one_use_per_pin(self) -> GpioOptions:
-        pins = [*self.outputs.values(), *self.inputs.values()]
-        if len(set(pins)) != len(pins):
-            raise ValueError("one pin is wired to two channels")
-        return self
 
 
 class GpioPort:
@@ -163,8 +146,8 @@ class GpioPort:
                 log.exception("%s: reconcile poll failed", self.name)
 
 
-def build(section: DeviceSection) -> GateIO:
-    """The gate on the Pi's GPIO pins (``backend = "gpio"``), started. ``port``/``baudrate`` are unused.
+def build(section: GpioGateSection) -> GateIO:
+    """The gate on the Pi's GPIO pins (``backend = "gpio"``), started.
 
     Options (``[devices.gate.options]``):
 
@@ -183,7 +166,7 @@ def build(section: DeviceSection) -> GateIO:
     - ``bounce_s`` (0.02): input debounce time; 0 disables it.
     - ``reconcile_s`` (0.25): period of the poll that catches edges a debouncer swallowed; 0 disables.
     """
-    options = parse_options(GpioOptions, section.options, "devices.gate.options")
+    options = section.options
     port = GpioPort(
         options.channel_map(), pull=options.pull, bounce_s=options.bounce_s, reconcile_s=options.reconcile_s
     )

@@ -23,71 +23,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
 from pymodbus.client import ModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
 
-from drivers.backoff import Backoff
-from drivers.gate.channels import ChannelMap, GateOptions, Input, Output, parse_options
+from common.backoff import Backoff
+from drivers.gate.channels import ChannelMap, Input, Output
 from drivers.gate.gate_io import GateIO, PortListener
 from drivers.gate.modbus_rtu import FrameStatus, RtuCodec
+from drivers.gate.options import ModbusGateSection
 from drivers.interfaces import DeviceError, Health, HealthState
 from drivers.serial_link import SerialLink
-from kiosk.config import ConfigError, DeviceSection
 
 log = logging.getLogger(__name__)
-
-# The layout of a typical 8-relay / 8-input board, used when the config names no addresses.
-DEFAULT_COILS: Mapping[Output, int] = {
-    Output.ENTRY_LOCK: 0,
-    Output.EXIT_LOCK: 1,
-    Output.LAMP_GREEN: 2,
-    Output.LAMP_RED: 3,
-    Output.BUZZER: 4,
-}
-DEFAULT_INPUTS: Mapping[Input, int] = {
-    Input.ENTRY_BEAM: 0,
-    Input.EXIT_BEAM: 1,
-    Input.ENTRY_DOOR_CLOSED: 2,
-    Input.EXIT_DOOR_CLOSED: 3,
-    Input.LANE_PRESENCE: 4,
-    Input.TAILGATE: 5,
-    Input.EMERGENCY_RELEASE: 6,
-}
-DEFAULT_BAUDRATE = 9600
-MAX_READ_BITS = 2000
-
-
-class ModbusOptions(GateOptions):
-    outputs: dict[Output, int] = Field(default_factory=lambda: dict(DEFAULT_COILS))
-    inputs: dict[Input, int] = Field(default_factory=lambda: dict(DEFAULT_INPUTS))
-    unit: int = Field(1, ge=1, le=247)
-    parity: Literal["N", "E", "O"] = "N"
-    bytesize: Literal[7, 8] = 8
-    stopbits: Literal[1, 2] = 1
-    local_echo: bool = False
-    poll_interval_s: float = Field(0.05, gt=0, le=5)
-    response_timeout_s: float = Field(0.2, gt=0, le=5)
-    failures_to_fail: int = Field(3, ge=1, le=100)
-    coil_check_every: int = Field(10, ge=1, le=10_000)
-    reconnect_initial_s: float = Field(0.2, gt=0, le=60)
-    reconnect_max_s: float = Field(5.0, gt=0, le=600)
-
-    @model_validator(mode="after")
-    def _fits_the_protocol(self) -> ModbusOptions:
-        if self.reconnect_max_s < self.reconnect_initial_s:
-            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
-        for kind, table in (("outputs", self.outputs), ("inputs", self.inputs)):
-            # Each table is read in one request, whose count Modbus caps at 2000 bits.
-            if max(table.values()) - min(table.values()) >= MAX_READ_BITS:
-                raise ValueError(f"{kind}: addresses must lie within {MAX_READ_BITS} of each other")
-        return self
-
-    def backoff(self) -> Backoff:
-        return Backoff(self.reconnect_initial_s, self.reconnect_max_s)
 
 
 class _LinkedClient(ModbusSerialClient):
@@ -351,7 +301,7 @@ def _span(addresses: Any) -> tuple[int, int]:
     return min(values), max(values) - min(values) + 1
 
 
-def build(section: DeviceSection) -> GateIO:
+def build(section: ModbusGateSection) -> GateIO:
     """The gate on a Modbus RTU relay/IO module (``backend = "modbus"``), started.
 
     ``port`` is the serial device (e.g. ``/dev/serial/by-id/usb-...-if00-port0``); ``baudrate``
@@ -375,17 +325,14 @@ def build(section: DeviceSection) -> GateIO:
     - ``coil_check_every`` (10): polls between coil read-backs that catch a rebooted module.
     - ``reconnect_initial_s`` (0.2) / ``reconnect_max_s`` (5.0): backoff while the module is lost.
     """
-    where = "devices.gate.options"
-    options = parse_options(ModbusOptions, section.options, where)
-    if not section.port:
-        raise ConfigError("key 'devices.gate.port': the modbus backend needs a serial port")
+    options = section.options
     serial_settings = {"bytesize": options.bytesize, "parity": options.parity, "stopbits": options.stopbits}
     link = SerialLink(
         "gate",
         section.port,
-        baudrate=section.baudrate or DEFAULT_BAUDRATE,
+        baudrate=section.baudrate,
         timeout_s=options.response_timeout_s,
-        backoff=options.backoff(),
+        backoff=Backoff(options.reconnect_initial_s, options.reconnect_max_s),
         serial_options={**serial_settings, "exclusive": True, "write_timeout": options.response_timeout_s},
     )
     port = ModbusPort(
@@ -398,6 +345,6 @@ def build(section: DeviceSection) -> GateIO:
         coil_check_every=options.coil_check_every,
         local_echo=options.local_echo,
         serial_settings=serial_settings,
-        backoff=options.backoff(),
+        backoff=Backoff(options.reconnect_initial_s, options.reconnect_max_s),
     )
     return GateIO(port, forced_grace_s=options.forced_grace_s).start()

@@ -34,8 +34,8 @@ from pymodbus.pdu.bit_message import (
     WriteSingleCoilResponse,
 )
 
-from drivers.gate.modbus_io import DEFAULT_COILS, DEFAULT_INPUTS
 from drivers.gate.modbus_rtu import COIL_OFF, COIL_ON, RtuFrame, RtuStreamParser, build_frame
+from drivers.gate.options import DEFAULT_COILS, DEFAULT_INPUTS
 from drivers.pty_endpoint import PtyEndpoint
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from common.clock import SimulatedClock
 from drivers.interfaces import (
     DeviceError,
     DocumentRead,
@@ -25,7 +26,6 @@ from drivers.interfaces import (
     LaneEvent,
     Signal,
 )
-from kiosk.clock import SimulatedClock
 
 FRAME_PERIOD_S = 1 / 15
 _BLANK = np.zeros((48, 64, 3), dtype=np.uint8)  # tiny: simulated frames carry their subject in meta

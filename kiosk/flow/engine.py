@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from common.clock import Clock
+from config import DoorsSection, FaceSection, FingerprintPolicySection, FlowSection
 from drivers.door_controller import DoorAlarm, DoorController, DoorTimings, InterlockError
 from drivers.interfaces import (
     Camera,
@@ -30,8 +32,6 @@ from drivers.interfaces import (
     Signal,
 )
 from kiosk.biometric_references import BiometricReferenceProvider
-from kiosk.clock import Clock
-from kiosk.config import DoorsSection, FaceSection, FingerprintPolicySection, FlowSection
 from kiosk.documents.mrz import Mrz, NotAnMrz, parse_mrz
 from kiosk.flow.states import TERMINAL, State, check_transition
 from kiosk.policy import (

@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from config import Config, DevicesSection
+from drivers.docreader.options import SerialReaderSection
 from drivers.docreader.simulator import DocReaderSimulator
+from drivers.fingerprint.options import R30xSection
 from drivers.fingerprint.simulator import R30xSimulator, template_for
-from drivers.gate.modbus_io import DEFAULT_COILS
 from drivers.gate.modbus_simulator import ModbusIoSimulator
+from drivers.gate.options import DEFAULT_COILS, ModbusGateSection
 from drivers.pty_endpoint import PtyEndpoint
 from drivers.simulated.lane import SimulatedLane
-from kiosk.config import Config, DeviceSection, DevicesSection
 from kiosk.simulation.population import SimulatedTraveller
 
 # A beam interruption must outlast the IO module's poll interval to be seen.
@@ -67,11 +69,10 @@ class WireRig:
     def configure(self, config: Config) -> Config:
         """``config`` with the reader, sensor and gate on this rig's ptys and lane-speed timeouts."""
         devices = DevicesSection(
-            document_reader=DeviceSection(backend="serial", port=str(self.directory / "docreader")),
+            document_reader=SerialReaderSection(port=str(self.directory / "docreader")),
             camera=config.devices.camera,
-            fingerprint=DeviceSection(backend="serial", port=str(self.directory / "fingerprint")),
-            gate=DeviceSection(
-                backend="modbus",
+            fingerprint=R30xSection(port=str(self.directory / "fingerprint")),
+            gate=ModbusGateSection(
                 port=self.io.path,
                 baudrate=115200,
                 options={"poll_interval_s": POLL_INTERVAL_S},

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.clock import SimulatedClock
+from config import Config, DevicesSection, UiSection
 from kiosk.app import Kiosk, build_kiosk
-from kiosk.clock import SimulatedClock
-from kiosk.config import Config, UiSection
 from kiosk.remote import EXIT_CODES
 from kiosk.ui import environment
 from kiosk.ui.catalogues import compile_catalogues
@@ -88,8 +88,6 @@ def run(config: Config, *, db: Path | None, seed: int, offscreen: bool = False) 
 
 def simulated_config(config: Config) -> Config:
     """``config`` with every device simulated (``run --simulate``)."""
-    from kiosk.config import DevicesSection
-
     return config.model_copy(update={"devices": DevicesSection()})
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.config import Config
+from config import Config
 from kiosk.flow.states import State
 from kiosk.ui import launch
 from kiosk.ui.languages import LANGUAGES

@@ -1,22 +1,20 @@
-"""The one configuration file: schema, defaults, loading and clear errors.
+"""The schema of the one configuration file: every section, its keys and their defaults.
 
-Every setting has a default that runs the simulated kiosk, so an empty file is a valid config.
-An invalid file stops the kiosk (exit code 2) with the file, the key and the problem named:
-guessing what an operator meant is not acceptable at a border post.
+Every setting has a default that runs the simulated kiosk, so an empty file is a valid config. The
+``[devices.*]`` sections are discriminated unions on ``backend``, assembled from the sections the
+driver packages register (:mod:`drivers.registry`): the schema knows the drivers, never the reverse.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-log = logging.getLogger(__name__)
+from drivers.registry import BackendSection, backends
 
 SECRET_KEYS = frozenset({"password", "pin", "key", "secret", "token"})
 
@@ -53,18 +51,46 @@ class SecuritySection(Section):
     fleet_key_file: Path = Path("keys/fleet.key")
 
 
-class DeviceSection(Section):
-    backend: Literal["simulated", "serial", "usb", "gpio", "modbus", "picamera2", "v4l2"] = "simulated"
-    port: str | None = None
-    baudrate: int | None = Field(None, gt=0)
-    options: dict[str, Any] = Field(default_factory=dict)
+DEVICES = ("document_reader", "camera", "fingerprint", "gate")
+
+
+def device_section(device: str) -> Any:
+    """``[devices.<device>]``: one of the backends its driver package registered, chosen by ``backend``."""
+    members = tuple(backends(device).values())
+    return Annotated[Union[members], Field(discriminator="backend")]  # noqa: UP007 -- built at run time
+
+
+def _simulated(device: str) -> BackendSection:
+    return backends(device)["simulated"]()
+
+
+DocumentReaderSection = device_section("document_reader")
+CameraSection = device_section("camera")
+FingerprintSection = device_section("fingerprint")
+GateSection = device_section("gate")
 
 
 class DevicesSection(Section):
-    document_reader: DeviceSection = DeviceSection()
-    camera: DeviceSection = DeviceSection()
-    fingerprint: DeviceSection = DeviceSection()
-    gate: DeviceSection = DeviceSection()
+    document_reader: DocumentReaderSection = Field(default_factory=lambda: _simulated("document_reader"))
+    camera: CameraSection = Field(default_factory=lambda: _simulated("camera"))
+    fingerprint: FingerprintSection = Field(default_factory=lambda: _simulated("fingerprint"))
+    gate: GateSection = Field(default_factory=lambda: _simulated("gate"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _simulated_unless_said(cls, data: Any) -> Any:
+        # A device table without a backend is the simulated device, as an absent table is.
+        if isinstance(data, dict):
+            return {
+                key: {"backend": "simulated", **value}
+                if isinstance(value, dict) and "backend" not in value
+                else value
+                for key, value in data.items()
+            }
+        return data
+
+    def all(self) -> tuple[BackendSection, ...]:
+        return tuple(getattr(self, device) for device in DEVICES)
 
 
 class FaceSection(Section):
@@ -248,11 +274,8 @@ class Config(Section):
 
     @property
     def simulated(self) -> bool:
-        devices = self.devices
-        return all(
-            d.backend == "simulated"
-            for d in (devices.document_reader, devices.camera, devices.fingerprint, devices.gate)
-        )
+        """Every device simulated: no real hardware is attached to this kiosk."""
+        return all(section.simulated for section in self.devices.all())
 
     def version(self) -> str:
         """A short content hash: which configuration produced a transaction."""
@@ -261,10 +284,6 @@ class Config(Section):
 
     def masked(self) -> dict[str, Any]:
         return _mask(self.model_dump(mode="json"))
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message names the file, key and problem."""
 
 
 def _mask(value: Any, key: str = "") -> Any:
@@ -279,111 +298,3 @@ def _mask(value: Any, key: str = "") -> Any:
     ):
         return "***"
     return value
-
-
-# The settings the hub may set for a fleet through a signed ``config`` bundle: operating parameters
-# only. Identity, paths, keys, devices, the broker and the face model stay with the technician's file.
-HUB_CONFIG_FILE = "hub-config.json"
-HUB_SETTABLE: dict[str, frozenset[str] | None] = {
-    "flow": None,
-    "doors": None,
-    "fingerprint": None,
-    "face": frozenset({"max_attempts", "operating_point"}),
-    "ui": frozenset(
-        {
-            "language",
-            "spoken_prompts",
-            "inactivity_s",
-            "inactivity_countdown_s",
-            "feedback_s",
-            "go_hold_s",
-            "officer_hold_s",
-            "help_hold_s",
-        }
-    ),
-    "agent": frozenset(
-        {
-            "state_interval_s",
-            "metrics_interval_s",
-            "heartbeat_s",
-            "outbox_retention_days",
-            "command_freshness_s",
-        }
-    ),
-}
-
-
-def check_hub_settings(settings: object) -> dict[str, dict[str, Any]]:
-    """``settings`` as ``{section: {key: value}}`` within :data:`HUB_SETTABLE`; ValueError otherwise."""
-    if not isinstance(settings, dict):
-        raise ValueError("hub settings must be an object of sections")
-    for section, values in settings.items():
-        if section not in HUB_SETTABLE:
-            raise ValueError(f"section {section!r} cannot be set by the hub")
-        if not isinstance(values, dict) or not values:
-            raise ValueError(f"section {section!r} must be a non-empty object")
-        allowed = HUB_SETTABLE[section]
-        for key in values:
-            if allowed is not None and key not in allowed:
-                raise ValueError(f"key '{section}.{key}' cannot be set by the hub")
-    return settings
-
-
-def with_hub_settings(config: Config, settings: object, version: str) -> Config:
-    """``config`` with the hub's settings merged over it; ValueError naming the key if they are invalid."""
-    checked = check_hub_settings(settings)
-    merged = config.model_dump(mode="json")
-    for section, values in checked.items():
-        merged[section] = {**merged.get(section, {}), **values}
-    try:
-        return Config.model_validate({**merged, "base_dir": config.base_dir, "hub_settings_version": version})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
-        )
-        raise ValueError(problems) from None
-
-
-def _merge_hub_settings(config: Config) -> Config:
-    path = config.data_dir / HUB_CONFIG_FILE
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return config
-    except (OSError, ValueError) as exc:
-        log.error("ignoring the hub's settings in %s: unreadable (%s)", path, exc)
-        return config
-    try:
-        return with_hub_settings(config, stored["settings"], str(stored["version"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        # Valid when the agent wrote it, so only a software change can get here: the lane must still
-        # start, on the technician's settings, and say so.
-        log.error("ignoring the hub's settings in %s: %s", path, exc)
-        return config
-
-
-def load_config(path: Path | None) -> Config:
-    """Load and validate ``path`` (``None``: the defaults, resolved against the working dir), then merge
-    the hub's settings bundle (``data_dir/hub-config.json``) over it when the agent has applied one."""
-    if path is None:
-        return _merge_hub_settings(Config(base_dir=Path.cwd()))
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    if "base_dir" in raw:
-        raise ConfigError(f"{path}: key 'base_dir': not a configuration key")
-    if "hub_settings_version" in raw:
-        raise ConfigError(f"{path}: key 'hub_settings_version': not a configuration key")
-    try:
-        config = Config.model_validate({**raw, "base_dir": path.parent})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
-    return _merge_hub_settings(config)
