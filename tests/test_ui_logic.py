@@ -126,7 +126,7 @@ def test_touch_target_size_follows_the_display_density():
 
 def test_real_time_lane_waits_for_real(tmp_path):
     from kiosk.clock import SimulatedClock
-    from kiosk.ui.realtime import RealTimeLane
+    from kiosk.simulation.realtime import RealTimeLane
 
     lane = RealTimeLane(SimulatedClock(), device_delay_s=0.2)
     begun = time.monotonic()

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from kiosk.app import served_lane
 from kiosk.config import Config
 from kiosk.flow.states import State
 from kiosk.ui import launch
@@ -110,8 +112,8 @@ def render(
 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    with launch.scratch_config(config) as scratch, launch.ui_kiosk(scratch, None, 1) as (kiosk, _world):
-        app = GerbangApp(kiosk, world=None, speech_dir=out, serve=False)
+    with launch.scratch_config(config) as scratch, served_lane(scratch) as lane:
+        app = GerbangApp(replace(lane, world=None), speech_dir=out, serve=False)
         table = {}
 
         def steps() -> Iterator[None]:
