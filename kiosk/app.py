@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from kiosk.clock import Clock, SimulatedClock
 from kiosk.config import Config, ConfigError, DeviceSection
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.flow.runner import LaneRunner
+from kiosk.pinlock import DEMO_PIN, PinLock, pin_sha256
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.remote import HubDesk
 from kiosk.simulation.population import FaceImages
@@ -223,11 +225,30 @@ def build_kiosk(
 
 @dataclass
 class ServedLane:
-    """A kiosk with its run loop, and the simulated world in front of it when every device is simulated."""
+    """A kiosk with its run loop, the staff's way into maintenance, and the simulated world in front of
+    it when every device is simulated."""
 
     kiosk: Kiosk
     runner: LaneRunner
+    pin: PinLock
     world: SimulatedWorld | None
+
+
+def maintenance_pin(kiosk: Kiosk, *, simulated: bool) -> PinLock:
+    ui = kiosk.config.ui
+    expected = ui.maintenance_pin_sha256
+    if expected is None and simulated:
+        expected = pin_sha256(DEMO_PIN)
+        log.warning("no maintenance PIN configured: this simulated kiosk accepts %s", DEMO_PIN)
+    engine = kiosk.engine
+    return PinLock(
+        kiosk.store,
+        expected,
+        max_failures=ui.maintenance_max_failures,
+        lockout_s=ui.maintenance_lockout_min * 60,
+        now=time.time,
+        training=lambda: engine.training,
+    )
 
 
 @contextmanager
@@ -245,7 +266,8 @@ def served_lane(config: Config, *, db: Path | None = None, seed: int = 1) -> Ite
         # The simulated traveller walks off once the engine is done with them.
         runner = LaneRunner(kiosk.engine, after_transaction=(lambda _o: world.leave()) if world else None)
         try:
-            yield ServedLane(kiosk=kiosk, runner=runner, world=world)
+            pin = maintenance_pin(kiosk, simulated=world is not None)
+            yield ServedLane(kiosk=kiosk, runner=runner, pin=pin, world=world)
         finally:
             runner.stop()
     finally:

@@ -226,8 +226,8 @@ def test_cold_start(runs):
 def _driver(scenario: str, folder: Path, cache: Path) -> None:
     from kiosk.app import served_lane
     from kiosk.config import Config
+    from kiosk.pinlock import pin_sha256
     from kiosk.ui import launch
-    from kiosk.ui.pinlock import pin_sha256
     from kiosk.ui.screenshots import LAYOUTS
 
     layout = scenario.removeprefix("layout_") if scenario.startswith("layout_") else "pi7"

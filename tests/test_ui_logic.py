@@ -8,9 +8,9 @@ import pytest
 
 from kiosk.config import Config, ConfigError, load_config
 from kiosk.flow.states import State
+from kiosk.pinlock import PinLock, PinVerdict, pin_sha256
 from kiosk.ui.accessibility import WCAG_AA_TEXT, contrast_ratio, mm_to_px
 from kiosk.ui.palette import HEX, TEXT_PAIRS
-from kiosk.ui.pinlock import PinLock, PinVerdict, pin_sha256
 
 
 @pytest.mark.parametrize(("text", "background"), TEXT_PAIRS)

@@ -25,6 +25,7 @@ from drivers.interfaces import Health
 from kiosk.app import ServedLane
 from kiosk.flow.engine import FlowEvent
 from kiosk.flow.states import State
+from kiosk.pinlock import PinResult, PinVerdict
 from kiosk.simulation.population import ARCHETYPE_NAMES
 from kiosk.ui import icons  # noqa: F401  (registers the icon widgets for the kv rules)
 from kiosk.ui.bridge import on_ui_thread, when_done
@@ -32,7 +33,6 @@ from kiosk.ui.i18n import tr
 from kiosk.ui.navigator import STAFF_SCREENS, Screen, screen_for
 from kiosk.ui.overlays import HelpOverlay, InactivityOverlay
 from kiosk.ui.palette import colours
-from kiosk.ui.pinlock import DEMO_PIN, PinLock, PinResult, PinVerdict, pin_sha256
 from kiosk.ui.screens.attract import AttractScreen
 from kiosk.ui.screens.camera import CameraScreen
 from kiosk.ui.screens.document_problem import DocumentProblemScreen
@@ -116,18 +116,7 @@ class GerbangApp(App):
         # The hub asked for a restart or reboot: the app stops and the supervisor starts it again.
         self.runner.on_exit(on_ui_thread(lambda _code: self.stop()))
         ui = kiosk.config.ui
-        expected = ui.maintenance_pin_sha256
-        if expected is None and self.world is not None:
-            expected = pin_sha256(DEMO_PIN)
-            log.warning("no maintenance PIN configured: this simulated kiosk accepts %s", DEMO_PIN)
-        self.pin = PinLock(
-            kiosk.store,
-            expected,
-            max_failures=ui.maintenance_max_failures,
-            lockout_s=ui.maintenance_lockout_min * 60,
-            now=time.time,
-            training=lambda: self.kiosk.engine.training,
-        )
+        self.pin = lane.pin
         self.errors = RecentErrors()
         self.speaker = Speaker(speech_dir, ui.spoken_prompts)
         self.started_at = time.monotonic() if started_at is None else started_at

@@ -40,8 +40,8 @@ def _preview_frame() -> np.ndarray:
 
 def scenes(app: object) -> dict[str, Callable[[], None]]:
     """Screen name -> how to put representative content on it."""
+    from kiosk.pinlock import PinResult, PinVerdict
     from kiosk.ui.navigator import Screen
-    from kiosk.ui.pinlock import PinResult, PinVerdict
 
     a = app  # GerbangApp; typed loosely to keep Kivy out of this module's import
     screens = a.screens  # type: ignore[attr-defined]
