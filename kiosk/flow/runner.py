@@ -92,6 +92,7 @@ class LaneRunner:
         self._wake = threading.Event()
         self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
         self._reopening: Future[None] | None = None
+        self._pause_lock = threading.Lock()  # a pause and a reopening never cross
         self._last_health_check = float("-inf")
         self._thread: threading.Thread | None = None
         self._actions = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lane-action")
@@ -131,8 +132,9 @@ class LaneRunner:
 
     def pause(self) -> None:
         """Serve nobody after the current transaction (maintenance); a pending reopening is dropped."""
-        self._paused.set()
-        reopening, self._reopening = self._reopening, None
+        with self._pause_lock:
+            self._paused.set()
+            reopening, self._reopening = self._reopening, None
         if reopening is not None:
             reopening.cancel()
 
@@ -143,8 +145,9 @@ class LaneRunner:
         if not self._paused.is_set():
             reopening.set_result(None)
             return reopening
-        self._reopening = reopening
-        self._last_health_check = float("-inf")
+        with self._pause_lock:
+            self._reopening = reopening
+            self._last_health_check = float("-inf")
         self._wake.set()
         return reopening
 
@@ -222,11 +225,15 @@ class LaneRunner:
         except Exception:
             log.exception("device health check failed")
             healthy = False
-        # Paused again while the devices answered: the staff keep the lane.
-        if healthy and self._reopening is reopening and reopening.set_running_or_notify_cancel():
+        if not healthy:
+            return
+        with self._pause_lock:
+            # Paused again while the devices answered: the staff keep the lane.
+            if self._reopening is not reopening or not reopening.set_running_or_notify_cancel():
+                return
             self._reopening = None
             self._paused.clear()
-            reopening.set_result(None)
+        reopening.set_result(None)
 
     def _loop(self) -> None:
         try:
