@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -22,10 +24,14 @@ from drivers.simulated.lane import (
     fingerprint_template,
 )
 from kiosk.flow.engine import Devices, LaneEngine
+from kiosk.flow.runner import LaneRunner
+from kiosk.pinlock import DEMO_PIN, PinLock, pin_sha256
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.remote import HubDesk
 from kiosk.simulation.population import FaceImages
+from kiosk.simulation.realtime import RealTimeLane
 from kiosk.simulation.references import SimulatedReferences
+from kiosk.simulation.world import Breakable, SimulatedWorld
 from kiosk.store import Store
 from models.matching import FaceMatcher, ModelUnavailable
 from models.simulated import SimulatedFaceMatcher
@@ -217,3 +223,54 @@ def build_kiosk(
         store.close()
         raise
     return Kiosk(config=config, store=store, engine=engine, hasher=hasher, clock=lane.clock, lane=lane)
+
+
+@dataclass
+class ServedLane:
+    """A kiosk with its run loop, the staff's way into maintenance, and the simulated world in front of
+    it when every device is simulated."""
+
+    kiosk: Kiosk
+    runner: LaneRunner
+    pin: PinLock
+    world: SimulatedWorld | None
+
+
+def maintenance_pin(kiosk: Kiosk, *, simulated: bool) -> PinLock:
+    ui = kiosk.config.ui
+    expected = ui.maintenance_pin_sha256
+    if expected is None and simulated:
+        expected = pin_sha256(DEMO_PIN)
+        log.warning("no maintenance PIN configured: this simulated kiosk accepts %s", DEMO_PIN)
+    engine = kiosk.engine
+    return PinLock(
+        kiosk.store,
+        expected,
+        max_failures=ui.maintenance_max_failures,
+        lockout_s=ui.maintenance_lockout_min * 60,
+        now=time.time,
+        training=lambda: engine.training,
+    )
+
+
+@contextmanager
+def served_lane(config: Config, *, db: Path | None = None, seed: int = 1) -> Iterator[ServedLane]:
+    """The lane for people to watch (the touchscreen): in-process devices at human pace, a world to
+    populate, and a run loop that is started by whoever shows the lane (and stopped here at the end)."""
+    lane = RealTimeLane(SimulatedClock(), config.ui.simulated_device_delay_s)
+    kiosk = build_kiosk(config, store_path=db, lane=lane)
+    try:
+        kiosk.engine.start()
+        world = None
+        if config.simulated:
+            breakable = [d for d in kiosk.engine.devices.all() if isinstance(d, Breakable)]
+            world = SimulatedWorld(lane, breakable, kiosk.store, kiosk.hasher, seed)
+        # The simulated traveller walks off once the engine is done with them.
+        runner = LaneRunner(kiosk.engine, after_transaction=(lambda _o: world.leave()) if world else None)
+        try:
+            pin = maintenance_pin(kiosk, simulated=world is not None)
+            yield ServedLane(kiosk=kiosk, runner=runner, pin=pin, world=world)
+        finally:
+            runner.stop()
+    finally:
+        kiosk.close()

@@ -31,6 +31,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
+from kiosk.ui.pinlock import PinLock, pin_sha256
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config import Config
@@ -56,7 +57,6 @@ from kiosk.reference import Dataset, PolicyRules
 from kiosk.simulation.population import reference_datasets
 from kiosk.store import Store
 from kiosk.store.records import DECISIONS, FORBIDDEN_PAYLOAD_KEYS, EventType
-from kiosk.ui.pinlock import PinLock, pin_sha256
 from tests.mqtt_broker import MosquittoBroker
 from tests.test_edge_agent import wait_for
 

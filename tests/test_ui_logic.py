@@ -8,9 +8,9 @@ import pytest
 
 from config import Config, ConfigError, load_config
 from kiosk.flow.states import State
+from kiosk.pinlock import PinLock, PinVerdict, pin_sha256
 from kiosk.ui.accessibility import WCAG_AA_TEXT, contrast_ratio, mm_to_px
 from kiosk.ui.palette import HEX, TEXT_PAIRS
-from kiosk.ui.pinlock import PinLock, PinVerdict, pin_sha256
 
 
 @pytest.mark.parametrize(("text", "background"), TEXT_PAIRS)
@@ -126,7 +126,7 @@ def test_touch_target_size_follows_the_display_density():
 
 def test_real_time_lane_waits_for_real(tmp_path):
     from common.clock import SimulatedClock
-    from kiosk.ui.realtime import RealTimeLane
+    from kiosk.simulation.realtime import RealTimeLane
 
     lane = RealTimeLane(SimulatedClock(), device_delay_s=0.2)
     begun = time.monotonic()

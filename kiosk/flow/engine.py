@@ -1,8 +1,10 @@
 """The lane's transaction engine: a plain state machine, independent of any UI.
 
-One call to :meth:`LaneEngine.run_once` serves one traveller, from the document to the exit door.
-Screens observe it (``subscribe``) and feed it (``cancel``, ``request_help``) from other threads;
-devices and models are called here, in the caller's worker thread, never on a UI thread.
+One call to :meth:`LaneEngine.run_once` serves one traveller, from the document to the exit door;
+``kiosk.flow.runner`` calls it in a loop on a worker thread. Screens observe it (``subscribe``,
+``show_frames``) and feed it through explicit inputs (``cancel``, ``request_help``,
+``record_feedback``, ``set_training``, ``self_test``); devices and models are called here, in the
+caller's worker thread, never on a UI thread. Nothing outside the engine replaces its devices.
 
 Fail-safe is structural: every path out of a transaction, including exceptions, goes through
 ``DoorController.secure`` or ``fail_safe`` in a ``finally``; the entry door is opened only after
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -26,7 +29,9 @@ from drivers.interfaces import (
     DocumentReader,
     FingerprintResult,
     FingerprintSensor,
+    Frame,
     Gate,
+    Health,
     HealthState,
     LaneEvent,
     Signal,
@@ -170,6 +175,7 @@ class LaneEngine:
         self.out_of_service_reason: str | None = None
         # Set by a failed write; the lane stays closed until a write succeeds again.
         self._store_fault: str | None = None
+        self._frame_sink: Callable[[Frame], None] | None = None
 
     # --- observing and feeding -----------------------------------------------------------------
 
@@ -177,8 +183,38 @@ class LaneEngine:
     def state(self) -> State:
         return self._state
 
+    @property
+    def restart_requested(self) -> str | None:
+        """The hub command (``reload_config``, ``reboot``) that wants this process stopped, if any."""
+        return self.desk.restart_requested
+
     def subscribe(self, observer: Callable[[FlowEvent], None]) -> None:
         self._observers.append(observer)
+
+    def show_frames(self, sink: Callable[[Frame], None] | None) -> None:
+        """Hand every captured frame to ``sink`` (the on-screen preview); ``None`` stops it.
+
+        Set it before the engine serves: the sink is called on the engine's thread.
+        """
+        self._frame_sink = sink
+
+    def device_health(self) -> dict[str, Health]:
+        """Each device's own report, by name. Blocking (a real device may be asked over its wire)."""
+        return {device.name: device.health() for device in self.devices.all()}
+
+    def set_training(self, on: bool) -> None:
+        """Flag what follows as training (or not). Between transactions only: a transaction is one or
+        the other from start to end, so the runner applies it on the engine's thread."""
+        self.training = on
+
+    def record_feedback(self, transaction_id: str | None, answer: Mapping[str, Any]) -> None:
+        """The traveller's rating or reported problem for their transaction. Blocking (a store write)."""
+        try:
+            self.store.add_event(
+                "feedback", {"transaction_id": transaction_id, **answer}, training=self.training
+            )
+        except StoreError as exc:
+            log.error("could not record feedback: %s", exc)
 
     def cancel(self) -> None:
         """The traveller (or an officer) abandons the current transaction."""
@@ -231,6 +267,24 @@ class LaneEngine:
         if self.store.policy_rules() is None:
             return "no entitlement policy loaded"
         return None
+
+    def self_test(self, rehearsal: Callable[[], AbstractContextManager[object]] | None = None) -> str | None:
+        """Why the lane cannot serve, or ``None``; between transactions only (maintenance).
+
+        With a ``rehearsal`` (someone who steps up to the gate while it is entered, and leaves after)
+        one whole passage is run too, recorded as training: a test passage is no real crossing.
+        """
+        problem = self.check_service()
+        if problem is not None or rehearsal is None:
+            return problem
+        training, self.training = self.training, True
+        try:
+            with rehearsal():
+                outcome = self.run_once(self.flow.document_timeout_s)
+        finally:
+            self.training = training
+        decision = outcome.decision if outcome else "NO_TRANSACTION"
+        return None if decision == "OPEN" else f"rehearsal passage: {decision}"
 
     def run_once(self, idle_timeout_s: float) -> TransactionOutcome | None:
         """Serve one traveller. ``None`` when no document was presented within ``idle_timeout_s``."""
@@ -422,6 +476,8 @@ class LaneEngine:
                 frame = self._wait(self.devices.camera.capture, min(1.0, deadline - self.clock.monotonic()))
                 if frame is None:
                     continue
+                if self._frame_sink is not None:
+                    self._frame_sink(frame)
                 candidate = self.matcher.observe(frame)
                 saw_face = saw_face or candidate.face_present
                 self._emit("guidance", {"codes": [str(g) for g in candidate.guidance]})

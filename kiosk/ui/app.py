@@ -21,18 +21,18 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from drivers.interfaces import HealthState
-from kiosk.app import Kiosk
-from kiosk.flow.engine import FlowEvent, TransactionOutcome
+from drivers.interfaces import Health
+from kiosk.app import ServedLane
+from kiosk.flow.engine import FlowEvent
 from kiosk.flow.states import State
+from kiosk.pinlock import PinResult, PinVerdict
 from kiosk.simulation.population import ARCHETYPE_NAMES
 from kiosk.ui import icons  # noqa: F401  (registers the icon widgets for the kv rules)
-from kiosk.ui.bridge import EngineBridge
+from kiosk.ui.bridge import on_ui_thread, when_done
 from kiosk.ui.i18n import tr
 from kiosk.ui.navigator import STAFF_SCREENS, Screen, screen_for
 from kiosk.ui.overlays import HelpOverlay, InactivityOverlay
 from kiosk.ui.palette import colours
-from kiosk.ui.pinlock import DEMO_PIN, PinLock, PinResult, PinVerdict, pin_sha256
 from kiosk.ui.screens.attract import AttractScreen
 from kiosk.ui.screens.camera import CameraScreen
 from kiosk.ui.screens.document_problem import DocumentProblemScreen
@@ -50,7 +50,6 @@ from kiosk.ui.sim_panel import SHORTCUTS, SimPanel
 from kiosk.ui.speech import Speaker
 from kiosk.ui.theme import sizes
 from kiosk.ui.widgets import BottomBar, CornerHold, GateScreen, TrainingBanner
-from kiosk.ui.world import SimulatedWorld
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,6 @@ SCREENS: dict[Screen, type[GateScreen]] = {
 }
 # Screens where nobody but the person in front of it moves things on: they time out to the start.
 INACTIVITY_SCREENS = frozenset({Screen.PLACE_PASSPORT, Screen.PIN, Screen.MAINTENANCE})
-HEALTH_RECHECK_S = 2.0
 ESCAPE_KEYS = (27, 1001)  # Escape, Android back
 
 
@@ -99,44 +97,32 @@ class GerbangApp(App):
 
     def __init__(
         self,
-        kiosk: Kiosk,
+        lane: ServedLane,
         *,
-        world: SimulatedWorld | None,
         speech_dir: Path,
         serve: bool = True,
         started_at: float | None = None,
     ) -> None:
         super().__init__()
+        kiosk = lane.kiosk
         self.kiosk = kiosk
         self.config_model = kiosk.config
-        self.world = world
+        self.world = lane.world
+        self.runner = lane.runner
         self.serve = serve  # False: screens only (screenshots)
         self.training = kiosk.engine.training
-        self.restart_requested: str | None = None
-        self.bridge = EngineBridge(
-            kiosk.engine, self._on_event, after_transaction=self._after_transaction, on_restart=self._restart
-        )
-        self.frames = self.bridge.frames
+        self.frames = self.runner.preview
+        kiosk.engine.subscribe(on_ui_thread(self._on_event))
+        # The hub asked for a restart or reboot: the app stops and the supervisor starts it again.
+        self.runner.on_exit(on_ui_thread(lambda _code: self.stop()))
         ui = kiosk.config.ui
-        expected = ui.maintenance_pin_sha256
-        if expected is None and world is not None:
-            expected = pin_sha256(DEMO_PIN)
-            log.warning("no maintenance PIN configured: this simulated kiosk accepts %s", DEMO_PIN)
-        self.pin = PinLock(
-            kiosk.store,
-            expected,
-            max_failures=ui.maintenance_max_failures,
-            lockout_s=ui.maintenance_lockout_min * 60,
-            now=time.time,
-            training=lambda: self.kiosk.engine.training,
-        )
+        self.pin = lane.pin
         self.errors = RecentErrors()
         self.speaker = Speaker(speech_dir, ui.spoken_prompts)
         self.started_at = time.monotonic() if started_at is None else started_at
         self._last_touch = time.monotonic()
         self._holds: list[ClockEvent] = []
         self._go_since = 0.0
-        self._health_wait: ClockEvent | None = None
         self.screens: dict[Screen, GateScreen] = {}
 
     # --- building ------------------------------------------------------------------------------
@@ -188,12 +174,11 @@ class GerbangApp(App):
 
         world = self.world
         assert world is not None
-        # The simulated devices themselves (the camera without the preview tap): they can break.
-        devices = {d.name: d for d in (*self.kiosk.engine.devices.all(), self.frames.inner)}
+        runner = self.runner
         self.sim_panel = SimPanel(
             send=self.send_traveller,
-            fail=lambda name, reason: self.bridge.in_background(lambda: devices[name].fail(reason)),
-            repair=lambda: self.bridge.in_background(lambda: [d.repair() for d in devices.values()]),
+            fail=lambda name, reason: runner.in_background(lambda: world.break_device(name, reason)),
+            repair=lambda: runner.in_background(world.repair_all),
             help_call=self.call_officer,
         )
         toggle = Factory.SimToggle()
@@ -210,14 +195,9 @@ class GerbangApp(App):
 
     def on_start(self) -> None:
         if self.serve:
-            self.bridge.start()
+            self.runner.start()
             Clock.schedule_interval(self._watch_inactivity, 1.0)
         Clock.schedule_once(self._ready)
-
-    def _restart(self, why: str) -> None:
-        # Called on the engine thread; the app stops on the UI thread and the supervisor restarts it.
-        self.restart_requested = why
-        Clock.schedule_once(lambda _dt: self.stop())
 
     def _ready(self, _dt: float) -> None:
         elapsed = time.monotonic() - self.started_at
@@ -225,7 +205,7 @@ class GerbangApp(App):
 
     def on_stop(self) -> None:
         if self.serve:
-            self.bridge.stop()
+            self.runner.stop()
         logging.getLogger().removeHandler(self.errors)
 
     # --- showing screens -----------------------------------------------------------------------
@@ -310,32 +290,24 @@ class GerbangApp(App):
         self.show(Screen.FEEDBACK)
         feedback.open_for(transaction_id)
 
-    def _after_transaction(self, _outcome: TransactionOutcome) -> None:
-        # Engine thread: the simulated traveller walks off once the engine is done with them.
-        if self.world is not None:
-            self.world.leave()
-
     # --- feeding the engine --------------------------------------------------------------------
 
     def call_officer(self) -> None:
-        self.bridge.request_help()
+        self.runner.request_help()
 
     def leave_for_officer(self) -> None:
         """The traveller chose to go to the counter: end the transaction, say where to go."""
-        self.bridge.cancel()
+        self.runner.cancel()
         self.show(Screen.OFFICER)
         self._hold(self.config_model.ui.officer_hold_s, Screen.OFFICER, self.back_to_start)
 
-    def record_feedback(self, payload: dict[str, Any]) -> None:
-        engine = self.kiosk.engine
-        self.bridge.in_background(
-            lambda: self.kiosk.store.add_event("feedback", payload, training=engine.training)
-        )
+    def record_feedback(self, transaction_id: str | None, answer: dict[str, Any]) -> None:
+        self.runner.record_feedback(transaction_id, answer)
 
     def send_traveller(self, archetype: str) -> None:
         world = self.world
         if world is not None:
-            self.bridge.in_background(lambda: world.arrive(archetype))
+            self.runner.in_background(lambda: world.arrive(archetype))
 
     # --- inactivity ------------------------------------------------------------------------------
 
@@ -369,80 +341,48 @@ class GerbangApp(App):
             if result.verdict is PinVerdict.OPEN:
                 self._enter_maintenance()
 
-        self.bridge.in_background(lambda: self.pin.attempt(pin), checked)
+        when_done(self.runner.in_background(lambda: self.pin.attempt(pin)), checked)
 
     def _enter_maintenance(self) -> None:
         self._cancel_holds()
-        if self._health_wait is not None:
-            self._health_wait.cancel()  # back in maintenance: no longer waiting to reopen
-        self.bridge.pause()
-        self.bridge.cancel()  # staff take over the lane: a traveller mid-way is released
+        self.runner.pause()  # also drops a reopening still waiting for healthy devices
+        self.runner.cancel()  # staff take over the lane: a traveller mid-way is released
         self.show(Screen.MAINTENANCE)
 
     def maintenance_snapshot(self, show: Callable[[dict[str, Any]], None]) -> None:
         engine = self.kiosk.engine
 
-        def collect() -> dict[str, Any]:
-            devices = []
-            for device in engine.devices.all():
-                health = device.health()
-                devices.append((device.name, str(health.state), health.reason))
-            return {
-                "in_service": engine.state is not State.OUT_OF_SERVICE,
-                "reason": engine.out_of_service_reason,
-                "devices": devices,
-                "versions": dict(engine.versions),
-                "errors": list(self.errors.lines),
-            }
+        def snapshot(health: dict[str, Health]) -> None:
+            show(
+                {
+                    "in_service": engine.state is not State.OUT_OF_SERVICE,
+                    "reason": engine.out_of_service_reason,
+                    "devices": [(name, str(h.state), h.reason) for name, h in health.items()],
+                    "versions": dict(engine.versions),
+                    "errors": list(self.errors.lines),
+                }
+            )
 
-        self.bridge.in_background(collect, show)
+        when_done(self.runner.device_health(), snapshot)
 
     def self_test(self, done: Callable[[str | None], None]) -> None:
-        engine, world = self.kiosk.engine, self.world
-
-        def run() -> str | None:
-            problem = engine.check_service()
-            if problem is not None or world is None:
-                return problem
-            training, engine.training = engine.training, True  # a test passage is no real crossing
-            try:
-                world.arrive("citizen")
-                outcome = engine.run_once(self.config_model.flow.document_timeout_s)
-            finally:
-                world.leave()
-                engine.training = training
-            decision = outcome.decision if outcome else "NO_TRANSACTION"
-            return None if decision == "OPEN" else f"simulated citizen: {decision}"
-
-        self.bridge.in_engine(run, done)
+        world = self.world
+        when_done(self.runner.self_test(world.rehearsal if world is not None else None), done)
 
     def set_training(self, on: bool) -> None:
-        engine = self.kiosk.engine
-        self.bridge.in_engine(lambda: setattr(engine, "training", on))  # between transactions
+        self.runner.set_training(on)  # applied between transactions
         self.training = on
 
     def leave_maintenance(self) -> None:
         """Back to service only with every device healthy; until then the lane stays closed."""
         self.inactivity.stop()
         self.show(Screen.OUT_OF_SERVICE)
-        self._await_health()
 
-    def _await_health(self) -> None:
-        devices = self.kiosk.engine.devices.all()
-
-        def healthy() -> bool:
-            return all(d.health().state is HealthState.OK for d in devices)
-
-        def checked(ok: bool) -> None:
-            if self.current in STAFF_SCREENS:
-                return  # staff went back in
-            if ok:
-                self.bridge.resume()
+        def reopened(_none: None) -> None:
+            if self.current not in STAFF_SCREENS:  # staff went back in: the reopening was cancelled
                 self.back_to_start()
-            else:
-                self._health_wait = Clock.schedule_once(lambda _dt: self._await_health(), HEALTH_RECHECK_S)
 
-        self.bridge.in_background(healthy, checked)
+        when_done(self.runner.resume_when_healthy(), reopened)
 
     # --- kiosk behaviour -------------------------------------------------------------------------
 

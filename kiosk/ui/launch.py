@@ -1,28 +1,23 @@
-"""Starting the touchscreen: environment, fonts, catalogues, the lane, then the app."""
+"""Starting the touchscreen: environment, fonts, catalogues, then the app on a served lane.
+
+The lane itself (kiosk, run loop, simulated world) is built by the composition root
+(``kiosk.app.served_lane``); this module only prepares Kivy and shows it.
+"""
 
 from __future__ import annotations
 
-import logging
 import signal
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from common.clock import SimulatedClock
 from config import Config, DevicesSection, UiSection
-from kiosk.app import Kiosk, build_kiosk
-from kiosk.remote import EXIT_CODES
+from kiosk.app import served_lane
 from kiosk.ui import environment
 from kiosk.ui.catalogues import compile_catalogues
 from kiosk.ui.languages import LANGUAGES
-
-log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from kiosk.ui.world import SimulatedWorld
 
 
 def prepare_kivy(var_dir: Path, ui: UiSection, *, offscreen: bool, cache_dir: Path | None = None) -> None:
@@ -52,22 +47,6 @@ def prepare_kivy(var_dir: Path, ui: UiSection, *, offscreen: bool, cache_dir: Pa
     tr.load(compile_catalogues(cache / "locale", tuple(LANGUAGES)))
 
 
-@contextmanager
-def ui_kiosk(config: Config, db: Path | None, seed: int) -> Iterator[tuple[Kiosk, SimulatedWorld | None]]:
-    """The lane for the screens: on in-process devices, at human pace and with a world to populate."""
-    from kiosk.ui.realtime import RealTimeLane
-    from kiosk.ui.world import SimulatedWorld
-
-    lane = RealTimeLane(SimulatedClock(), config.ui.simulated_device_delay_s)
-    kiosk = build_kiosk(config, store_path=db, lane=lane)
-    try:
-        kiosk.engine.start()
-        world = SimulatedWorld(kiosk, seed) if config.simulated else None
-        yield kiosk, world
-    finally:
-        kiosk.close()
-
-
 def run(config: Config, *, db: Path | None, seed: int, offscreen: bool = False) -> int:
     started = time.monotonic()
     prepare_kivy(config.data_dir, config.ui, offscreen=offscreen)
@@ -75,15 +54,13 @@ def run(config: Config, *, db: Path | None, seed: int, offscreen: bool = False) 
 
     from kiosk.ui.app import GerbangApp
 
-    with ui_kiosk(config, db, seed) as (kiosk, world):
-        app = GerbangApp(kiosk, world=world, speech_dir=config.data_dir / "speech", started_at=started)
+    with served_lane(config, db=db, seed=seed) as lane:
+        app = GerbangApp(lane, speech_dir=config.data_dir / "speech", started_at=started)
         # A service stop ends the app through its own stop: the engine is released, doors secured.
         signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda _dt: app.stop()))
         app.run()
-    if app.restart_requested is not None:
-        log.warning("stopping for a restart requested by the hub (%s)", app.restart_requested)
-        return EXIT_CODES[app.restart_requested]
-    return 0
+    # Set when the hub asked for a restart or a reboot: the service manager acts on the code.
+    return lane.runner.exit_code or 0
 
 
 def simulated_config(config: Config) -> Config:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from config import Config
+from kiosk.app import served_lane
 from kiosk.flow.states import State
 from kiosk.ui import launch
 from kiosk.ui.languages import LANGUAGES
@@ -38,8 +40,8 @@ def _preview_frame() -> np.ndarray:
 
 def scenes(app: object) -> dict[str, Callable[[], None]]:
     """Screen name -> how to put representative content on it."""
+    from kiosk.pinlock import PinResult, PinVerdict
     from kiosk.ui.navigator import Screen
-    from kiosk.ui.pinlock import PinResult, PinVerdict
 
     a = app  # GerbangApp; typed loosely to keep Kivy out of this module's import
     screens = a.screens  # type: ignore[attr-defined]
@@ -110,8 +112,8 @@ def render(
 
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    with launch.scratch_config(config) as scratch, launch.ui_kiosk(scratch, None, 1) as (kiosk, _world):
-        app = GerbangApp(kiosk, world=None, speech_dir=out, serve=False)
+    with launch.scratch_config(config) as scratch, served_lane(scratch) as lane:
+        app = GerbangApp(replace(lane, world=None), speech_dir=out, serve=False)
         table = {}
 
         def steps() -> Iterator[None]:

@@ -84,7 +84,7 @@ class FeedbackScreen(GateScreen):
         self._finish()
 
     def _record(self, data: dict[str, object]) -> None:
-        App.get_running_app().record_feedback({"transaction_id": self.transaction_id, **data})
+        App.get_running_app().record_feedback(self.transaction_id, data)
 
     def _thank(self) -> None:
         self.mode = "thanks"

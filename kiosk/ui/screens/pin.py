@@ -5,10 +5,10 @@ from __future__ import annotations
 from kivy.app import App
 from kivy.properties import StringProperty
 
+from kiosk.pinlock import PinResult, PinVerdict
 from kiosk.ui.i18n import tr
 from kiosk.ui.languages import N_
 from kiosk.ui.palette import colours
-from kiosk.ui.pinlock import PinResult, PinVerdict
 from kiosk.ui.widgets import BigButton, GateScreen
 
 MAX_DIGITS = 12

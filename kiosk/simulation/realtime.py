@@ -1,4 +1,4 @@
-"""The simulated lane at human pace, for the touchscreen.
+"""The simulated lane at human pace, for the touchscreen (and anyone who watches it).
 
 The headless lane advances a simulated clock instead of waiting; on screen that would make a
 traveller's whole transaction flash past and leave the engine loop spinning between travellers.
