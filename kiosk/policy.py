@@ -63,12 +63,6 @@ def age_on(birth: date, today: date) -> int:
     return years
 
 
-def document_number_corrected(mrz: Mrz) -> bool:
-    """OCR repair of the document number is only probable: one check digit cannot prove it, and
-    the number keys every watchlist and e-visa lookup."""
-    return any(c.field.startswith("document_number") for c in mrz.corrections)
-
-
 def _document_type_allowed(code: str, allowed: tuple[str, ...]) -> bool:
     code = code.rstrip("<")
     return code in allowed or (code[:1] in allowed)
@@ -82,10 +76,12 @@ def assess_document(
     hasher: IdentifierHasher,
 ) -> DocumentAssessment:
     reasons: list[Reason] = []
-    if not mrz.valid:
-        reasons.append(Reason.DOCUMENT_CHECK_FAILED)
-    elif document_number_corrected(mrz):
+    # An OCR repair of the document number is only probable (one check digit cannot prove it),
+    # and the number keys every watchlist and e-visa lookup: such a document is referred.
+    if mrz.valid_if_repaired:
         reasons.append(Reason.DOCUMENT_NUMBER_UNCONFIRMED)
+    elif not mrz.valid:
+        reasons.append(Reason.DOCUMENT_CHECK_FAILED)
     if not _document_type_allowed(mrz.document_code, rules.allowed_document_codes):
         reasons.append(Reason.DOCUMENT_TYPE_NOT_ALLOWED)
 
@@ -103,7 +99,8 @@ def assess_document(
     if mrz.birth_date is not None and age_on(mrz.birth_date, today) < rules.min_age_years:
         reasons.append(Reason.UNDER_MIN_AGE)
 
-    document_hash = hasher.document(mrz.issuing_state, mrz.document_number)
+    # The most probable number: a watchlist hit on it still raises its silent alert.
+    document_hash = hasher.document(mrz.issuing_state, mrz.repaired_document_number or mrz.document_number)
     entitlement = "citizen" if citizen else _foreign_entitlement(mrz, today, rules, reference, document_hash)
     if entitlement is None:
         reasons.append(Reason.NO_ENTITLEMENT)

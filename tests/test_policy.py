@@ -278,6 +278,6 @@ def test_ocr_repaired_document_number_is_referred_not_trusted(store, hasher):
     lines = list(Doc(number="L898902C3").mrz().lines)
     lines[1] = lines[1][:5] + "O" + lines[1][6:]  # the 0 misread as O; only one repair agrees
     mrz = parse_mrz(lines, today=TODAY)
-    assert mrz.valid and mrz.document_number == "L898902C3" and mrz.corrections
+    assert not mrz.valid and mrz.repaired_document_number == "L898902C3"
     a = assess_document(mrz, TODAY, store.policy_rules(), store, hasher)
     assert a.reasons == (Reason.DOCUMENT_NUMBER_UNCONFIRMED,)

@@ -40,7 +40,6 @@ from kiosk.policy import (
     DocumentAssessment,
     assess_document,
     decide,
-    document_number_corrected,
 )
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import Reason
@@ -392,9 +391,10 @@ class LaneEngine:
             self._enter(txn, State.DOCUMENT_READ)
             try:
                 mrz = parse_mrz(read.lines, today=self.clock.now().date())
-                # A repaired document number is worth a fresh read before the policy refers it.
+                # A number that passes only after a probable OCR repair is worth a fresh read
+                # before the policy refers it.
                 last_try = attempts >= MAX_DOCUMENT_ATTEMPTS
-                if mrz.valid and (last_try or not document_number_corrected(mrz)):
+                if mrz.valid or (last_try and mrz.valid_if_repaired):
                     self._enter(txn, State.DOCUMENT_CHECKS)
                     txn.mrz = mrz
                     return mrz
