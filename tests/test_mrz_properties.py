@@ -337,8 +337,9 @@ def test_any_zone_shaped_input_parses_and_every_change_is_reported(lines: tuple[
     else:
         # A probable repair never makes the zone as read valid; the repaired reading applies exactly it.
         assert probable and not mrz.valid and mrz.repaired.repaired is None
-        assert silent_changes(lines, mrz.repaired.lines, len(mrz.corrections)) == 0
-        assert mrz.repaired.corrections == mrz.corrections
+        # (a composite check digit read as a letter may then be proven too)
+        assert silent_changes(lines, mrz.repaired.lines, len(mrz.repaired.corrections)) == 0
+        assert set(mrz.corrections) <= set(mrz.repaired.corrections)
     assert mrz.sex in ("M", "F", "X")
     encoded = json.dumps(mrz.to_json())
     assert "\n" not in encoded
