@@ -15,7 +15,7 @@ from enum import StrEnum
 from kiosk.documents.mrz import Mrz
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import SILENT_ALERT_REASONS, Reason
-from kiosk.reference import PolicyRules, ReferenceLookup
+from kiosk.reference_data import PolicyRules, ReferenceDataLookup
 
 
 class Decision(StrEnum):
@@ -72,7 +72,7 @@ def assess_document(
     mrz: Mrz,
     today: date,
     rules: PolicyRules,
-    reference: ReferenceLookup,
+    reference_data: ReferenceDataLookup,
     hasher: IdentifierHasher,
 ) -> DocumentAssessment:
     reasons: list[Reason] = []
@@ -101,12 +101,14 @@ def assess_document(
 
     # The most probable number: a watchlist hit on it still raises its silent alert.
     document_hash = hasher.document(mrz.issuing_state, mrz.repaired_document_number or mrz.document_number)
-    entitlement = "citizen" if citizen else _foreign_entitlement(mrz, today, rules, reference, document_hash)
+    entitlement = (
+        "citizen" if citizen else _foreign_entitlement(mrz, today, rules, reference_data, document_hash)
+    )
     if entitlement is None:
         reasons.append(Reason.NO_ENTITLEMENT)
 
     person_hash = hasher.person(mrz.nationality, mrz.surname, mrz.given_names, mrz.birth_date)
-    hits = reference.watchlist_hits(document_hash, person_hash)
+    hits = reference_data.watchlist_hits(document_hash, person_hash)
     categories = tuple(sorted({hit.category for hit in hits}))
     if "lost_stolen" in categories:
         reasons.append(Reason.DOCUMENT_LOST_STOLEN)
@@ -128,12 +130,12 @@ def assess_document(
 
 
 def _foreign_entitlement(
-    mrz: Mrz, today: date, rules: PolicyRules, reference: ReferenceLookup, document_hash: str
+    mrz: Mrz, today: date, rules: PolicyRules, reference_data: ReferenceDataLookup, document_hash: str
 ) -> str | None:
     accepted = set(rules.accepted_entitlements)
-    if "visa_exempt" in accepted and reference.visa_exempt_max_stay(mrz.nationality) is not None:
+    if "visa_exempt" in accepted and reference_data.visa_exempt_max_stay(mrz.nationality) is not None:
         return "visa_exempt"
-    for record in reference.evisa_records(document_hash):
+    for record in reference_data.evisa_records(document_hash):
         if (
             record.kind in accepted
             and record.nationality == mrz.nationality

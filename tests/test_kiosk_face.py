@@ -62,7 +62,7 @@ def test_impostors_are_referred_and_genuine_travellers_pass(tmp_path):
                 finally:
                     stage.leave()
                 assert outcome is not None and (outcome.decision, outcome.reasons) == (decision, reasons)
-                row = kiosk.store.transaction(outcome.transaction_id)
+                row = kiosk.store.transactions.get(outcome.transaction_id)
                 assert row["face_score"] is not None
                 if archetype == "impostor":
                     assert row["face_score"] < kiosk.engine.matcher.threshold

@@ -44,7 +44,7 @@ from kiosk.policy import (
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import Reason
 from kiosk.remote import HubDesk
-from kiosk.store import Store, StoreError
+from kiosk.store import FinishedTransaction, Store, StoreError
 from models.matching import FaceMatcher, FaceObservation, ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class LaneEngine:
         """Call an officer to this lane; works in any state, including out of service."""
         txn_id = self._txn.id if self._txn else None
         try:
-            self.store.add_event(
+            self.store.outbox.add(
                 "help",
                 {"state": str(self._state), "transaction_id": txn_id},
                 training=self.training,
@@ -201,7 +201,7 @@ class LaneEngine:
     def start(self) -> list[str]:
         """Start-up after any stop, clean or not: doors secured, unfinished work marked aborted."""
         self.doors.secure()
-        aborted = self.store.abort_unfinished()
+        aborted = self.store.transactions.abort_unfinished()
         if aborted:
             log.warning("%d transaction(s) were interrupted by the last stop", len(aborted))
         return aborted
@@ -223,11 +223,11 @@ class LaneEngine:
             return "face model unavailable"
         if self._store_fault is not None:
             try:
-                self.store.set_meta("last_service_check", self.clock.now().isoformat())
+                self.store.meta.set("last_service_check", self.clock.now().isoformat())
             except StoreError:
                 return self._store_fault
             self._store_fault = None
-        if self.store.policy_rules() is None:
+        if self.store.reference_data.policy_rules() is None:
             return "no entitlement policy loaded"
         return None
 
@@ -311,7 +311,7 @@ class LaneEngine:
 
     def _serve(self, first_read: Any) -> TransactionOutcome:
         try:
-            txn_id = self.store.begin_transaction(versions=self.versions, training=self.training)
+            txn_id = self.store.transactions.begin(versions=self.versions, training=self.training)
         except StoreError as exc:
             self._store_failed(exc)
             return TransactionOutcome(None, "OUT_OF_SERVICE", (Reason.STORE_FAILURE,), {}, ())
@@ -361,10 +361,12 @@ class LaneEngine:
 
     def _run(self, txn: _Transaction, read: Any) -> tuple[str, list[Reason]]:
         mrz = self._read_document(txn, read)
-        rules = self.store.policy_rules()
+        rules = self.store.reference_data.policy_rules()
         if rules is None:
             raise _OutOfService(Reason.NO_POLICY, "no entitlement policy loaded")
-        assessment = assess_document(mrz, self.clock.now().date(), rules, self.store, self.hasher)
+        assessment = assess_document(
+            mrz, self.clock.now().date(), rules, self.store.reference_data, self.hasher
+        )
         txn.assessment = assessment
         for reason in assessment.silent_alerts:
             self._alert("referral_" + reason.lower(), {"document_hash": assessment.document_hash})
@@ -378,7 +380,9 @@ class LaneEngine:
         self._enter(txn, State.DECISION)
         gate_health = self.devices.gate.health()
         verdict = decide(assessment, biometrics, gate_health.usable)
-        self.store.record_decision(txn.id, decision=verdict.decision.value, reasons=list(verdict.reasons))
+        self.store.transactions.record_decision(
+            txn.id, decision=verdict.decision.value, reasons=list(verdict.reasons)
+        )
         if verdict.decision is Decision.REFER:
             self._finish_state(txn, State.REFERRED)
             return "REFER", list(verdict.reasons)
@@ -607,39 +611,29 @@ class LaneEngine:
             **data,
         }
         try:
-            self.store.add_event("alert", payload, training=self.training)
+            self.store.outbox.add("alert", payload, training=self.training)
         except StoreError as exc:
             log.error("could not record alert %s: %s", alert, exc)
 
     def _record(self, txn: _Transaction, outcome: TransactionOutcome) -> None:
         mrz, assessment = txn.mrz, txn.assessment
-        payload = {
-            "transaction_id": txn.id,
-            "decision": outcome.decision,
-            "reasons": list(outcome.reasons),
-            "stage_ms": dict(outcome.stage_ms),
-            "path": list(outcome.path),
-            "document_format": str(mrz.format) if mrz else None,
-            "nationality": mrz.nationality if mrz else None,
-            "entitlement": assessment.entitlement if assessment else None,
-            "document_hash": assessment.document_hash if assessment else None,
-            "face": {"score": txn.face_score, "attempts": txn.face_attempts, "quality": txn.quality},
-            "fingerprint": {"score": txn.fingerprint_score},
-            "versions": self.versions,
-            "training": self.training,
-        }
+        record = FinishedTransaction(
+            id=txn.id,
+            decision=outcome.decision,
+            reasons=tuple(outcome.reasons),
+            stage_ms=dict(outcome.stage_ms),
+            path=tuple(outcome.path),
+            document_format=str(mrz.format) if mrz else None,
+            nationality=mrz.nationality if mrz else None,
+            entitlement=assessment.entitlement if assessment else None,
+            document_hash=assessment.document_hash if assessment else None,
+            face_score=txn.face_score,
+            face_attempts=txn.face_attempts,
+            face_quality=txn.quality,
+            fingerprint_score=txn.fingerprint_score,
+        )
         try:
-            self.store.finish_transaction(
-                txn.id,
-                decision=outcome.decision,
-                reasons=list(outcome.reasons),
-                stage_ms=dict(outcome.stage_ms),
-                document_format=payload["document_format"],
-                nationality=payload["nationality"],
-                entitlement=payload["entitlement"],
-                face_score=txn.face_score,
-                event_payload=payload,
-            )
+            self.store.transactions.finish(record)
         except StoreError as exc:
             # The row stays in_progress and is marked aborted at the next start: nothing is lost silently.
             self._store_failed(exc)

@@ -329,7 +329,7 @@ class GerbangApp(App):
     def record_feedback(self, payload: dict[str, Any]) -> None:
         engine = self.kiosk.engine
         self.bridge.in_background(
-            lambda: self.kiosk.store.add_event("feedback", payload, training=engine.training)
+            lambda: self.kiosk.store.outbox.add("feedback", payload, training=engine.training)
         )
 
     def send_traveller(self, archetype: str) -> None:
