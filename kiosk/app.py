@@ -23,8 +23,8 @@ from kiosk.config import Config, ConfigError, DeviceSection
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.remote import HubDesk
+from kiosk.simulation.enrolment import SimulatedEnrolment
 from kiosk.simulation.population import FaceImages
-from kiosk.simulation.references import SimulatedReferences
 from kiosk.store import Store
 from models.matching import FaceMatcher, ModelUnavailable
 from models.simulated import SimulatedFaceMatcher
@@ -195,7 +195,7 @@ def build_kiosk(
         engine = LaneEngine(
             devices=devices,
             matcher=matcher,
-            references=SimulatedReferences(lane, fingerprint_templates, faces),
+            enrolment=SimulatedEnrolment(lane, fingerprint_templates, faces),
             store=store,
             hasher=hasher,
             clock=lane.clock,

@@ -44,10 +44,10 @@ class BiometricOutcome:
 
     face_acquired: bool | None = None
     face_matched: bool | None = None
-    face_reference_available: bool = True
+    portrait_available: bool = True
     fingerprint_acquired: bool | None = None
     fingerprint_matched: bool | None = None
-    fingerprint_reference_available: bool = True
+    enrolled_finger_available: bool = True
 
 
 @dataclass(frozen=True)
@@ -150,14 +150,14 @@ def decide(
 ) -> PolicyDecision:
     reasons = list(assessment.reasons)
     if assessment.face_match_required:
-        if not biometrics.face_reference_available:
+        if not biometrics.portrait_available:
             reasons.append(Reason.NO_REFERENCE_PORTRAIT)
         elif not biometrics.face_acquired:
             reasons.append(Reason.FACE_NOT_ACQUIRED)
         elif not biometrics.face_matched:
             reasons.append(Reason.FACE_MISMATCH)
     if assessment.fingerprint_required:
-        if not biometrics.fingerprint_reference_available:
+        if not biometrics.enrolled_finger_available:
             reasons.append(Reason.NO_REFERENCE_FINGERPRINT)
         elif not biometrics.fingerprint_acquired:
             reasons.append(Reason.FINGERPRINT_NOT_ACQUIRED)

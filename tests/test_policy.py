@@ -193,7 +193,7 @@ def test_invalid_mrz_is_referred(store, hasher):
         (BiometricOutcome(face_acquired=True, face_matched=True), None),
         (BiometricOutcome(face_acquired=True, face_matched=False), Reason.FACE_MISMATCH),
         (BiometricOutcome(face_acquired=False), Reason.FACE_NOT_ACQUIRED),
-        (BiometricOutcome(face_reference_available=False), Reason.NO_REFERENCE_PORTRAIT),
+        (BiometricOutcome(portrait_available=False), Reason.NO_REFERENCE_PORTRAIT),
     ],
 )
 def test_face_results(store, hasher, bio, reason):

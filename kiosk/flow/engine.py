@@ -29,10 +29,10 @@ from drivers.interfaces import (
     LaneEvent,
     Signal,
 )
-from kiosk.biometric_references import BiometricReferenceProvider
 from kiosk.clock import Clock
 from kiosk.config import DoorsSection, FaceSection, FingerprintPolicySection, FlowSection
 from kiosk.documents.mrz import Mrz, NotAnMrz, parse_mrz
+from kiosk.enrolment import EnrolmentProvider
 from kiosk.flow.states import TERMINAL, State, check_transition
 from kiosk.policy import (
     BiometricOutcome,
@@ -127,7 +127,7 @@ class LaneEngine:
         *,
         devices: Devices,
         matcher: FaceMatcher | None,
-        references: BiometricReferenceProvider,
+        enrolment: EnrolmentProvider,
         store: Store,
         hasher: IdentifierHasher,
         clock: Clock,
@@ -151,7 +151,7 @@ class LaneEngine:
         )
         self.doors.subscribe(self._door_alarm)
         self.matcher = matcher
-        self.references = references
+        self.enrolment = enrolment
         self.store = store
         self.hasher = hasher
         self.clock = clock
@@ -414,9 +414,9 @@ class LaneEngine:
 
     def _face(self, txn: _Transaction, read: Any, mrz: Mrz, outcome: BiometricOutcome) -> BiometricOutcome:
         assert self.matcher is not None
-        reference = self.references.portrait(read, mrz)
-        if reference is None or self.matcher.check_reference(reference) is not None:
-            return replace(outcome, face_reference_available=False)
+        portrait = self.enrolment.portrait(read, mrz)
+        if portrait is None or self.matcher.check_reference(portrait) is not None:
+            return replace(outcome, portrait_available=False)
         deadline = self.clock.monotonic() + self.flow.face_timeout_s
         saw_face = False
         for _attempt in range(self.face.max_attempts):
@@ -438,7 +438,7 @@ class LaneEngine:
                 return replace(outcome, face_acquired=False)
             self._enter(txn, State.FACE_MATCH)
             txn.face_attempts += 1
-            result = self.matcher.compare(observation, reference)
+            result = self.matcher.compare(observation, portrait)
             txn.face_score = result.score if txn.face_score is None else max(txn.face_score, result.score)
             txn.quality = {k: round(float(v), 4) for k, v in observation.quality.items()}
             del observation  # the aligned face must not outlive its use
@@ -450,9 +450,9 @@ class LaneEngine:
         self, txn: _Transaction, read: Any, mrz: Mrz, outcome: BiometricOutcome
     ) -> BiometricOutcome:
         self._enter(txn, State.FINGERPRINT)
-        template = self.references.fingerprint_template(read, mrz)
+        template = self.enrolment.fingerprint_template(read, mrz)
         if template is None:
-            return replace(outcome, fingerprint_reference_available=False)
+            return replace(outcome, enrolled_finger_available=False)
         acquired = False
         sensor = self.devices.fingerprint
 
