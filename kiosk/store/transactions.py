@@ -12,7 +12,7 @@ import math
 import numbers
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -54,22 +54,6 @@ class FinishedTransaction:
     face_attempts: int = 0
     face_quality: Mapping[str, float] = field(default_factory=dict)
     fingerprint_score: int | None = None
-
-
-@dataclass(frozen=True)
-class _Checked:
-    decision: str
-    reasons: list[str]
-    stage_ms: dict[str, int | float]
-    path: list[str]
-    document_format: str | None
-    nationality: str | None
-    entitlement: str | None
-    document_hash: str | None
-    face_score: float | None
-    face_attempts: int
-    face_quality: dict[str, float]
-    fingerprint_score: int | None
 
 
 def _decision(decision: object) -> str:
@@ -119,14 +103,17 @@ def _figures(name: str, figures: object, *, non_negative: bool) -> dict[str, int
     return checked
 
 
-def _check(record: FinishedTransaction) -> _Checked:
+def _checked(record: FinishedTransaction) -> FinishedTransaction:
+    """``record`` with every field validated and normalised to what is stored (plain lists, floats)."""
     face_attempts = record.face_attempts
     if isinstance(face_attempts, bool) or not isinstance(face_attempts, int) or face_attempts < 0:
         raise ValueError(f"face_attempts must be a count, got {face_attempts!r}")
     fingerprint = record.fingerprint_score
     if fingerprint is not None and (isinstance(fingerprint, bool) or not isinstance(fingerprint, int)):
         raise ValueError(f"fingerprint_score must be an integer, got {fingerprint!r}")
-    return _Checked(
+    quality = _figures("face_quality", record.face_quality, non_negative=False)
+    return replace(
+        record,
         decision=_decision(record.decision),
         reasons=_codes("reasons", record.reasons),
         stage_ms=_figures("stage_ms", record.stage_ms, non_negative=True),
@@ -136,22 +123,18 @@ def _check(record: FinishedTransaction) -> _Checked:
         entitlement=_code("entitlement", record.entitlement, _SHORT_CODE),
         document_hash=_code("document_hash", record.document_hash, _HASH),
         face_score=None if record.face_score is None else float(_number("face_score", record.face_score)),
-        face_attempts=face_attempts,
-        face_quality={
-            k: float(v) for k, v in _figures("face_quality", record.face_quality, non_negative=False).items()
-        },
-        fingerprint_score=fingerprint,
+        face_quality={key: float(value) for key, value in quality.items()},
     )
 
 
-def _event_payload(txn_id: str, checked: _Checked, row: Mapping[str, Any]) -> dict[str, Any]:
+def _event_payload(checked: FinishedTransaction, row: Mapping[str, Any]) -> dict[str, Any]:
     """The ``transaction`` event (edge_agent/schemas/event-transaction.schema.json) of a finished row."""
     return {
-        "transaction_id": txn_id,
+        "transaction_id": checked.id,
         "decision": checked.decision,
-        "reasons": checked.reasons,
+        "reasons": list(checked.reasons),
         "stage_ms": checked.stage_ms,
-        "path": checked.path,
+        "path": list(checked.path),
         "document_format": checked.document_format,
         "nationality": checked.nationality,
         "entitlement": checked.entitlement,
@@ -226,7 +209,7 @@ class Transactions:
         Decision ``ABORTED`` gives status ``aborted``, any other ``finished``. The event carries the
         record plus the row's versions and training flag.
         """
-        checked = _check(record)
+        checked = _checked(record)
         status = TransactionStatus.ABORTED if checked.decision == "ABORTED" else TransactionStatus.FINISHED
         with self._core.write(f"finish transaction {record.id}") as db:
             row = self._in_progress(db, record.id)
@@ -251,7 +234,7 @@ class Transactions:
             return self._outbox.insert(
                 db,
                 EventType.TRANSACTION,
-                _event_payload(record.id, checked, row),
+                _event_payload(checked, row),
                 training=bool(row["training"]),
                 schema=1,
             )
