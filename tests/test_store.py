@@ -857,3 +857,16 @@ def test_outbox_rows_round_trip_as_json(store: Store, store_path: Path) -> None:
     assert event_type == "alert"
     assert ts == "2025-03-01T08:00:00.000Z"
     assert event.to_dict()["ts"] == ts
+
+
+def test_add_many_is_all_or_nothing_and_backup_copies_a_live_store(store: Store, tmp_path: Path) -> None:
+    added = store.outbox.add_many("audit", ({"n": n} for n in range(3)))
+    assert [e.data for e in added] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    with pytest.raises(ValueError, match="personal or biometric"):
+        store.outbox.add_many("audit", [{"n": 3}, {"surname": "ALI"}])
+    assert store.outbox.backlog() == 3
+
+    copy = tmp_path / "copy.sqlite3"
+    store.backup(copy)
+    with Store.open(copy) as copied:
+        assert copied.outbox.pending(10) == store.outbox.pending(10)
