@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         print(str(exc), file=sys.stderr)
         return 3
     with store:
-        print(json.dumps({"backlog": store.backlog(), "datasets": store.dataset_versions()}))
+        print(
+            json.dumps(
+                {"backlog": store.outbox.backlog(), "datasets": store.reference_data.dataset_versions()}
+            )
+        )
     return 0
 
 

@@ -85,7 +85,7 @@ def publisher_options(config: Config, over: Overrides) -> PublisherOptions:
 
 def compact_outbox(store: Store, retention: timedelta) -> list[Outgoing]:
     """Delete events the broker acknowledged longer ago than ``retention``; pending ones are never touched."""
-    removed = store.compact(datetime.now(UTC) - retention)
+    removed = store.outbox.compact(datetime.now(UTC) - retention)
     if removed:
         log.info("compacted %d delivered outbox events", removed)
     return []
@@ -112,8 +112,8 @@ def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
             load_public_key(command_key),
             freshness_s=agent.command_freshness_s,
             diagnostics=lambda: {
-                "backlog": store.backlog(),
-                "datasets": store.dataset_versions(),
+                "backlog": store.outbox.backlog(),
+                "datasets": store.reference_data.dataset_versions(),
                 "version": software_version(),
                 "state": state.state(),
             },

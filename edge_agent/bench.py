@@ -22,14 +22,11 @@ import resource
 import select
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +36,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from edge_agent.metrics import MetricsReporter
 from edge_agent.state import StateReporter
 from edge_agent.topics import OFFLINE, ONLINE, Topics
-from kiosk.store import Store
-from kiosk.store.records import new_id, to_iso
+from kiosk.store import MAX_PAGE_ROWS, EventType, Store
+from kiosk.store.records import new_id
 
 ROOT = Path(__file__).resolve().parent.parent
 DRAIN_TARGET_EVENTS_S = 5000.0
@@ -196,28 +193,15 @@ def sample_store(workdir: Path, travellers: int = 200) -> Path:
 
 def build_backlog(sample: Path, db: Path, events: int) -> float:
     """``events`` pending transaction events, payloads cycled from the sample; returns their mean size."""
-    with contextlib.closing(sqlite3.connect(sample)) as conn:
-        payloads = [
-            json.loads(p) for (p,) in conn.execute("SELECT payload FROM outbox WHERE type = 'transaction'")
-        ]
-    Store.open(db).close()  # the schema exactly as the kiosk creates it
-    ts = to_iso(datetime.now(UTC))
-    sizes: list[int] = []
-
-    def rows() -> Iterator[tuple[str, str, str, int, str, int]]:
-        for i in range(events):
-            payload = dict(payloads[i % len(payloads)], transaction_id=new_id())
-            text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-            sizes.append(len(text))
-            yield new_id(), "transaction", ts, 1, text, 0
-
-    # One SQLite transaction rather than one fsync per event: the set-up is not what is measured.
-    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
-        conn.executemany(
-            'INSERT INTO outbox (event_id, type, ts, "schema", payload, training) VALUES (?, ?, ?, ?, ?, ?)',
-            rows(),
+    with Store.open(sample) as source:
+        payloads = [e.data for e in source.outbox.pending(MAX_PAGE_ROWS) if e.type is EventType.TRANSACTION]
+    with Store.open(db) as store:
+        # One SQLite transaction rather than one fsync per event: the set-up is not what is measured.
+        queued = store.outbox.add_many(
+            EventType.TRANSACTION,
+            (dict(payloads[i % len(payloads)], transaction_id=new_id()) for i in range(events)),
         )
-    return sum(sizes) / max(1, len(sizes))
+    return sum(len(e.payload) for e in queued) / max(1, len(queued))
 
 
 # ------------------------------------------------------------------------------------------ 1 + 2: drain
@@ -234,7 +218,7 @@ def bench_drain(workdir: Path, sample: Path, events: int) -> dict[str, Any]:
     agent_cpu: float | None = None
     try:
         with (
-            contextlib.closing(sqlite3.connect(db)) as probe,
+            Store.open(db) as probe,
             (workdir / "agent.log").open("wb") as agent_log,
         ):
             started = time.monotonic()
@@ -250,10 +234,8 @@ def bench_drain(workdir: Path, sample: Path, events: int) -> dict[str, Any]:
             deadline = started + max(120.0, events / 200)
             while time.monotonic() < deadline:
                 peak_rss = _status_mb(agent.pid, "VmHWM") or peak_rss
-                if drained_at is None:
-                    pending = probe.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
-                    if pending.fetchone()[0] == 0:
-                        drained_at = time.monotonic()
+                if drained_at is None and probe.outbox.backlog() == 0:
+                    drained_at = time.monotonic()
                 if drained_at is not None and hub.unique_events() >= events:
                     break
                 if agent.poll() is not None:
@@ -370,8 +352,8 @@ def _fanin_worker(
 ) -> None:
     _raise_fd_limit()
     db = Path(workdir) / f"fanin-{os.getpid()}.sqlite3"
-    with contextlib.closing(sqlite3.connect(sample)) as src, contextlib.closing(sqlite3.connect(db)) as dst:
-        src.backup(dst)
+    with Store.open(Path(sample)) as source:
+        source.backup(db)
     store = Store.open(db)
     payloads = _Payloads(store)
     payloads.refresh(time.monotonic())

@@ -23,8 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from edge_agent.publisher import Outgoing
 from edge_agent.topics import Topics
-from kiosk import remote
-from kiosk.store import Store
+from kiosk.store import Request, Store
 
 COMMAND_NAMES = frozenset(
     {"set_mode", "open_exit_door", "sync_now", "reload_config", "diagnostics", "reboot", "resend"}
@@ -91,7 +90,7 @@ class CommandHandler:
         self.topics = topics
         self.hub_key = hub_key
         self.freshness_s = freshness_s
-        self.diagnostics = diagnostics or (lambda: {"backlog": store.backlog()})
+        self.diagnostics = diagnostics or (lambda: {"backlog": store.outbox.backlog()})
         # What the agent itself does on sync_now (ask the hub's retained bundles again).
         self.on_sync_now: list[Callable[[], None]] = []
         # On resend: the publisher re-reads the outbox from this seq (rows it had passed are pending again).
@@ -123,7 +122,7 @@ class CommandHandler:
             result = self._accept(topic, body, now)
         except (Rejected, ValueError, UnicodeDecodeError) as exc:
             reason = exc.reason if isinstance(exc, Rejected) else "malformed"
-            self.store.add_event(
+            self.store.outbox.add(
                 "alert", {"alert": "command_rejected", "reason": reason, "command_id": command_id}
             )
             return CommandResult(command_id, "rejected", reason)
@@ -163,11 +162,11 @@ class CommandHandler:
             raise Rejected("stale")
         self._remember(command_id, nonce, now)
         result = self._execute(command_id, name, args)
-        self.store.add_event("audit", {"audit": "command_accepted", "command_id": command_id, "name": name})
+        self.store.outbox.add("audit", {"audit": "command_accepted", "command_id": command_id, "name": name})
         return CommandResult(command_id, "accepted", result=result)
 
     def _remember(self, command_id: str, nonce: str, now: datetime) -> None:
-        raw = self.store.get_meta(SEEN_META_KEY)
+        raw = self.store.meta.get(SEEN_META_KEY)
         seen: dict[str, float] = json.loads(raw) if raw else {}
         if f"id:{command_id}" in seen or f"nonce:{nonce}" in seen:
             raise Rejected("replayed")
@@ -175,7 +174,7 @@ class CommandHandler:
         horizon = now.timestamp() - 2 * self.freshness_s
         seen = {k: t for k, t in seen.items() if t >= horizon}
         seen[f"id:{command_id}"] = seen[f"nonce:{nonce}"] = now.timestamp()
-        self.store.set_meta(SEEN_META_KEY, json.dumps(seen, sort_keys=True))
+        self.store.meta.set(SEEN_META_KEY, json.dumps(seen, sort_keys=True))
 
     # ------------------------------------------------------------------ execution
     def _execute(self, command_id: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +191,7 @@ class CommandHandler:
         # The agent never drives the doors itself: it leaves a request the kiosk process acts on
         # between travellers, and the kiosk's audit event says when it did.
         try:
-            remote.post_request(self.store, remote.Request(command_id, name, args))
+            self.store.requests.post(Request(command_id, name, args))
         except ValueError as exc:
             raise Rejected("invalid_args") from exc
         return {"requested": True}
@@ -205,7 +204,7 @@ class CommandHandler:
         ):
             raise Rejected("invalid_args")
         try:
-            counts = self.store.requeue_events(low, high)
+            counts = self.store.outbox.requeue(low, high)
         except ValueError:
             raise Rejected("invalid_args") from None
         for hook in self.on_resend:

@@ -104,7 +104,7 @@ class MetricsReporter:
         self._started = time.monotonic()
 
     def _window_start(self, end: datetime) -> datetime:
-        stored = self.store.get_meta(WINDOW_META_KEY)
+        stored = self.store.meta.get(WINDOW_META_KEY)
         if stored is not None:
             try:
                 start = datetime.fromisoformat(stored)
@@ -117,8 +117,9 @@ class MetricsReporter:
     def metrics(self, end: datetime | None = None) -> dict[str, Any]:
         end = end or self._now()
         start = self._window_start(end)
-        activity = self.store.activity(start, end)
-        live = [t for t in activity["transactions"] if not t["training"]]
+        finished = self.store.transactions.finished_between(start, end)
+        outbox = self.store.outbox.activity(start, end)
+        live = [t for t in finished if not t["training"]]
         decisions = Counter(str(t["decision"]) for t in live)
         reasons = Counter(r for t in live for r in t["reasons"])
         stages: dict[str, list[float]] = {}
@@ -126,18 +127,18 @@ class MetricsReporter:
             for stage, ms in txn["stage_ms"].items():
                 stages.setdefault(stage, []).append(float(ms))
         scores = [float(t["face_score"]) for t in live if t["face_score"] is not None]
-        oldest = activity["oldest_pending"]
+        oldest = outbox["oldest_pending"]
         return {
             "schema": METRICS_SCHEMA,
             "window_start": to_iso(start),
             "window_end": to_iso(end),
             "counters": {
                 "transactions": len(live),
-                "training_transactions": len(activity["transactions"]) - len(live),
+                "training_transactions": len(finished) - len(live),
                 "decisions": dict(sorted(decisions.items())),
                 "reasons": dict(sorted(reasons.items())),
                 "failures_to_acquire": {k: reasons.get(v, 0) for k, v in FAILURE_TO_ACQUIRE.items()},
-                "events": dict(sorted(activity["events"].items())),
+                "events": dict(sorted(outbox["events"].items())),
             },
             "histograms": {
                 "face_score": histogram(scores, SCORE_EDGES),
@@ -155,7 +156,7 @@ class MetricsReporter:
                 "agent_uptime_s": round(time.monotonic() - self._started, 1),
             },
             "outbox": {
-                "backlog": activity["backlog"],
+                "backlog": outbox["backlog"],
                 "oldest_pending_age_s": None
                 if oldest is None
                 else round(max(0.0, (end - oldest).total_seconds()), 1),
@@ -172,6 +173,6 @@ class MetricsReporter:
                 qos=1,
                 # The next window starts where this one ended (across agent restarts too), but only once
                 # this one is on its way: a window dropped while offline is counted again in the next.
-                sent=lambda: self.store.set_meta(WINDOW_META_KEY, end),
+                sent=lambda: self.store.meta.set(WINDOW_META_KEY, end),
             )
         ]

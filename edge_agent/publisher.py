@@ -307,7 +307,7 @@ class Publisher:
         assert self._client is not None
         while len(self._inflight) < self.options.max_inflight:
             if not self._page:
-                self._page = self.store.pending_events(self.options.page_size, after_seq=self._cursor)
+                self._page = self.store.outbox.pending(self.options.page_size, after_seq=self._cursor)
                 if not self._page:
                     return
             event = self._page.pop(0)
@@ -320,7 +320,7 @@ class Publisher:
 
     def _flush_acks(self) -> None:
         if self._acked:
-            self.delivered += self.store.mark_delivered(self._acked)
+            self.delivered += self.store.outbox.mark_delivered(self._acked)
             self._acked.clear()
 
     def run(self, on_idle: Callable[[], None] | None = None) -> None:

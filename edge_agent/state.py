@@ -77,7 +77,7 @@ class StateReporter:
         else:
             mode, reason = str(status.get("mode", "out_of_service")), status.get("reason")
         last: str | None = None
-        recent = self.store.transactions(limit=1)
+        recent = self.store.transactions.recent(limit=1)
         if recent:
             started = recent[0].get("started_at")
             last = iso(started) if isinstance(started, datetime) else started
@@ -95,14 +95,14 @@ class StateReporter:
             "datasets": self._dataset_versions(),
             "devices": dict((status or {}).get("devices") or {}),
             "last_transaction": last,
-            "backlog": self.store.backlog(),
+            "backlog": self.store.outbox.backlog(),
             # The hub compares it with the last seq it received: a missing tail shows as a gap too.
-            "last_seq": self.store.last_seq(),
+            "last_seq": self.store.outbox.last_seq(),
         }
 
     def _dataset_versions(self) -> dict[str, str]:
-        versions = self.store.dataset_versions()
-        raw = self.store.get_meta(SETTINGS_META)
+        versions = self.store.reference_data.dataset_versions()
+        raw = self.store.meta.get(SETTINGS_META)
         if raw:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 versions["config"] = str(json.loads(raw)["version"])

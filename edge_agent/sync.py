@@ -30,10 +30,9 @@ from config import HUB_CONFIG_FILE, Config, with_hub_settings
 from edge_agent.commands import canonical
 from edge_agent.publisher import Outgoing
 from edge_agent.topics import Topics
-from kiosk.reference import Dataset
-from kiosk.remote import Request, post_request
-from kiosk.store import ReferenceDataError, Store, canonical_sha256
-from kiosk.store.reference_data import EVisaRow, VisaExemptRow, WatchlistRow
+from kiosk.reference_data import Dataset
+from kiosk.store import ReferenceDataError, Request, Store, canonical_sha256
+from kiosk.store.dataset_validation import EVisaRow, VisaExemptRow, WatchlistRow
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ CONFIG_DATASET = "config"
 DATASETS = frozenset({d.value for d in Dataset} | {CONFIG_DATASET})
 APPLIED_META = "sync_applied:{}"
 REJECTED_META = "sync_rejected:{}"
-# Same rule as kiosk.store.reference_data: a version string that can be stored is also safe to report.
+# Same rule as kiosk.store.dataset_validation: a version string that can be stored is also safe to report.
 _VERSION = re.compile(r"^[\x21-\x7e]{1,100}$")
 _SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -221,14 +220,14 @@ class SyncHandler:
     def _reject(self, dataset: str | None, exc: Rejected, digest: str) -> SyncOutcome:
         log.warning("sync bundle refused: dataset=%s version=%s reason=%s", dataset, exc.version, exc.reason)
         alert = {"alert": "sync_rejected", "dataset": dataset, "version": exc.version, "reason": exc.reason}
-        self.store.add_event("alert", alert)
+        self.store.outbox.add("alert", alert)
         if dataset in DATASETS:
             record = {"payload_sha256": digest, "reason": exc.reason, "version": exc.version}
-            self.store.set_meta(REJECTED_META.format(dataset), json.dumps(record, sort_keys=True))
+            self.store.meta.set(REJECTED_META.format(dataset), json.dumps(record, sort_keys=True))
         return self._count(SyncOutcome("rejected", dataset, exc.version, exc.reason))
 
     def _meta(self, key: str) -> dict[str, Any]:
-        raw = self.store.get_meta(key)
+        raw = self.store.meta.get(key)
         try:
             value = json.loads(raw) if raw else {}
         except ValueError:
@@ -314,7 +313,7 @@ class SyncHandler:
             raise Rejected("rollback", bundle.version)
         if bundle.dataset == CONFIG_DATASET:
             return self._apply_settings(bundle, digest, applied)
-        info = next((d for d in self.store.datasets() if d.name == name), None)
+        info = next((d for d in self.store.reference_data.datasets() if d.name == name), None)
         if info is not None and info.version == bundle.version:
             # In force already (e.g. the agent stopped between applying and recording the bundle).
             if bundle.kind == "full" and not self._same_content(bundle, info.sha256):
@@ -330,13 +329,13 @@ class SyncHandler:
             records = bundle.records
         try:
             # One SQLite transaction: readers on other connections see the old or the new set, never a mix.
-            self.store.apply_dataset(bundle.dataset, bundle.version, records)
+            self.store.reference_data.apply(bundle.dataset, bundle.version, records)
         except ReferenceDataError as exc:
             log.warning("sync bundle %s %s has invalid records: %s", name, bundle.version, exc)
             raise Rejected("invalid_records", bundle.version) from None
         self._remember(bundle, digest)
         count = 1 if bundle.dataset is Dataset.POLICY else len(records)
-        self.store.add_event(
+        self.store.outbox.add(
             "audit",
             {
                 "audit": "dataset_applied",
@@ -368,7 +367,7 @@ class SyncHandler:
             json.dumps({"version": bundle.version, "settings": bundle.records}, sort_keys=True, indent=1),
         )
         self._remember(bundle, digest, records_sha256=settings_sha256)
-        self.store.add_event(
+        self.store.outbox.add(
             "audit",
             {
                 "audit": "dataset_applied",
@@ -379,7 +378,7 @@ class SyncHandler:
             },
         )
         # The kiosk reads its configuration at start: it restarts between travellers to take them up.
-        post_request(self.store, Request(str(uuid.uuid4()), "reload_config", {}))
+        self.store.requests.post(Request(str(uuid.uuid4()), "reload_config", {}))
         log.info("applied settings bundle %s; the kiosk will restart to read it", bundle.version)
         return SyncOutcome("applied", CONFIG_DATASET, bundle.version, records=len(bundle.records))
 
@@ -392,9 +391,9 @@ class SyncHandler:
             "kind": bundle.kind,
             **extra,
         }
-        self.store.set_meta(APPLIED_META.format(name), json.dumps(record, sort_keys=True))
+        self.store.meta.set(APPLIED_META.format(name), json.dumps(record, sort_keys=True))
         # A bundle refused against the old state may be acceptable against the new one.
-        self.store.set_meta(REJECTED_META.format(name), "{}")
+        self.store.meta.set(REJECTED_META.format(name), "{}")
 
     def _same_content(self, bundle: Bundle, stored_sha256: str) -> bool:
         if bundle.dataset is Dataset.POLICY:
@@ -411,7 +410,7 @@ class SyncHandler:
 
     def _current(self, dataset: Dataset) -> tuple[str | None, dict[bytes, Mapping[str, Any]]]:
         """The version in force and its records keyed by canonical JSON, from one snapshot."""
-        version, rows = self.store.dataset_rows(dataset, _ROW_COLUMNS[dataset])
+        version, rows = self.store.reference_data.rows(dataset, _ROW_COLUMNS[dataset])
         return version, {canonical(record): record for record in rows}
 
     def _patched(self, bundle: Bundle) -> list[Mapping[str, Any]]:

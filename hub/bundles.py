@@ -38,7 +38,7 @@ from edge_agent.sync import (
 )
 from edge_agent.topics import Topics
 from hub.signer import load_private_key
-from kiosk.reference import Dataset
+from kiosk.reference_data import Dataset
 
 COMMANDS = ("sign-bundle", "publish-bundle")
 
@@ -217,7 +217,7 @@ def bench_apply(rows: int = 100_000, workdir: Path | None = None) -> dict[str, A
                 expected = "unchanged" if label == "redelivery" else "applied"
                 if outcome.status != expected:
                     raise RuntimeError(f"bench {label} bundle was {outcome.status}: {outcome.reason}")
-            versions = store.dataset_versions()
+            versions = store.reference_data.dataset_versions()
     return {
         "rows": rows,
         "bundle_bytes": len(full),

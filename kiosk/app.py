@@ -28,9 +28,9 @@ from kiosk.flow.runner import LaneRunner
 from kiosk.pinlock import DEMO_PIN, PinLock, pin_sha256
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.remote import HubDesk
+from kiosk.simulation.enrolment import SimulatedEnrolment
 from kiosk.simulation.population import FaceImages
 from kiosk.simulation.realtime import RealTimeLane
-from kiosk.simulation.references import SimulatedReferences
 from kiosk.simulation.world import Breakable, SimulatedWorld
 from kiosk.store import Store
 from models.matching import FaceMatcher, ModelUnavailable
@@ -203,7 +203,7 @@ def build_kiosk(
         engine = LaneEngine(
             devices=devices,
             matcher=matcher,
-            references=SimulatedReferences(lane, fingerprint_templates, faces),
+            enrolment=SimulatedEnrolment(lane, fingerprint_templates, faces),
             store=store,
             hasher=hasher,
             clock=lane.clock,

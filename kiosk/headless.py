@@ -19,7 +19,7 @@ from drivers.simulated.lane import SimulatedLane, fingerprint_template
 from kiosk.app import Kiosk, build_kiosk
 from kiosk.flow.engine import FlowEvent, TransactionOutcome
 from kiosk.flow.states import State
-from kiosk.reference import Dataset, PolicyRules
+from kiosk.reference_data import Dataset, PolicyRules
 from kiosk.simulation.population import SimulatedTraveller, population, reference_datasets
 from kiosk.simulation.wire import WireRig
 from kiosk.store import canonical_sha256
@@ -118,7 +118,7 @@ def simulated_kiosk(
         datasets[Dataset.POLICY] = policy.model_dump(mode="json")
         for name, records in datasets.items():
             # A version names its content: the same population on another day is another version.
-            kiosk.store.apply_dataset(name, f"sim-{canonical_sha256(records)[:16]}", records)
+            kiosk.store.reference_data.apply(name, f"sim-{canonical_sha256(records)[:16]}", records)
         yield kiosk, stage, travellers
 
 

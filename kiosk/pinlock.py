@@ -57,7 +57,7 @@ class PinLock:
         self.training = training
 
     def locked_for(self) -> float:
-        until = float(self.store.get_meta(LOCKED_UNTIL_KEY) or 0.0)
+        until = float(self.store.meta.get(LOCKED_UNTIL_KEY) or 0.0)
         return max(0.0, until - self.now())
 
     def attempt(self, pin: str) -> PinResult:
@@ -68,18 +68,18 @@ class PinLock:
             self._audit("maintenance_pin_refused_locked")
             return PinResult(PinVerdict.LOCKED, locked_for_s=remaining)
         if hmac.compare_digest(pin_sha256(pin), self.expected):
-            self.store.set_meta(FAILURES_KEY, "0")
+            self.store.meta.set(FAILURES_KEY, "0")
             self._audit("maintenance_opened")
             return PinResult(PinVerdict.OPEN)
-        failures = int(self.store.get_meta(FAILURES_KEY) or 0) + 1
+        failures = int(self.store.meta.get(FAILURES_KEY) or 0) + 1
         if failures >= self.max_failures:
-            self.store.set_meta(LOCKED_UNTIL_KEY, repr(self.now() + self.lockout_s))
-            self.store.set_meta(FAILURES_KEY, "0")
+            self.store.meta.set(LOCKED_UNTIL_KEY, repr(self.now() + self.lockout_s))
+            self.store.meta.set(FAILURES_KEY, "0")
             self._audit("maintenance_pin_locked_out")
             return PinResult(PinVerdict.LOCKED, locked_for_s=self.lockout_s)
-        self.store.set_meta(FAILURES_KEY, str(failures))
+        self.store.meta.set(FAILURES_KEY, str(failures))
         self._audit("maintenance_pin_wrong")
         return PinResult(PinVerdict.WRONG, failures_left=self.max_failures - failures)
 
     def _audit(self, action: str) -> None:
-        self.store.add_event("audit", {"audit": action}, training=self.training())
+        self.store.outbox.add("audit", {"audit": action}, training=self.training())

@@ -15,7 +15,7 @@ from enum import StrEnum
 from kiosk.documents.mrz import Mrz
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import SILENT_ALERT_REASONS, Reason
-from kiosk.reference import PolicyRules, ReferenceLookup
+from kiosk.reference_data import PolicyRules, ReferenceDataLookup
 
 
 class Decision(StrEnum):
@@ -44,10 +44,10 @@ class BiometricOutcome:
 
     face_acquired: bool | None = None
     face_matched: bool | None = None
-    face_reference_available: bool = True
+    portrait_available: bool = True
     fingerprint_acquired: bool | None = None
     fingerprint_matched: bool | None = None
-    fingerprint_reference_available: bool = True
+    enrolled_finger_available: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,12 +63,6 @@ def age_on(birth: date, today: date) -> int:
     return years
 
 
-def document_number_corrected(mrz: Mrz) -> bool:
-    """OCR repair of the document number is only probable: one check digit cannot prove it, and
-    the number keys every watchlist and e-visa lookup."""
-    return any(c.field.startswith("document_number") for c in mrz.corrections)
-
-
 def _document_type_allowed(code: str, allowed: tuple[str, ...]) -> bool:
     code = code.rstrip("<")
     return code in allowed or (code[:1] in allowed)
@@ -78,14 +72,16 @@ def assess_document(
     mrz: Mrz,
     today: date,
     rules: PolicyRules,
-    reference: ReferenceLookup,
+    reference_data: ReferenceDataLookup,
     hasher: IdentifierHasher,
 ) -> DocumentAssessment:
     reasons: list[Reason] = []
-    if not mrz.valid:
-        reasons.append(Reason.DOCUMENT_CHECK_FAILED)
-    elif document_number_corrected(mrz):
+    # An OCR repair of the document number is only probable (one check digit cannot prove it),
+    # and the number keys every watchlist and e-visa lookup: such a document is referred.
+    if mrz.valid_if_repaired:
         reasons.append(Reason.DOCUMENT_NUMBER_UNCONFIRMED)
+    elif not mrz.valid:
+        reasons.append(Reason.DOCUMENT_CHECK_FAILED)
     if not _document_type_allowed(mrz.document_code, rules.allowed_document_codes):
         reasons.append(Reason.DOCUMENT_TYPE_NOT_ALLOWED)
 
@@ -103,13 +99,16 @@ def assess_document(
     if mrz.birth_date is not None and age_on(mrz.birth_date, today) < rules.min_age_years:
         reasons.append(Reason.UNDER_MIN_AGE)
 
-    document_hash = hasher.document(mrz.issuing_state, mrz.document_number)
-    entitlement = "citizen" if citizen else _foreign_entitlement(mrz, today, rules, reference, document_hash)
+    # The most probable number: a watchlist hit on it still raises its silent alert.
+    document_hash = hasher.document(mrz.issuing_state, mrz.repaired_document_number or mrz.document_number)
+    entitlement = (
+        "citizen" if citizen else _foreign_entitlement(mrz, today, rules, reference_data, document_hash)
+    )
     if entitlement is None:
         reasons.append(Reason.NO_ENTITLEMENT)
 
     person_hash = hasher.person(mrz.nationality, mrz.surname, mrz.given_names, mrz.birth_date)
-    hits = reference.watchlist_hits(document_hash, person_hash)
+    hits = reference_data.watchlist_hits(document_hash, person_hash)
     categories = tuple(sorted({hit.category for hit in hits}))
     if "lost_stolen" in categories:
         reasons.append(Reason.DOCUMENT_LOST_STOLEN)
@@ -131,12 +130,12 @@ def assess_document(
 
 
 def _foreign_entitlement(
-    mrz: Mrz, today: date, rules: PolicyRules, reference: ReferenceLookup, document_hash: str
+    mrz: Mrz, today: date, rules: PolicyRules, reference_data: ReferenceDataLookup, document_hash: str
 ) -> str | None:
     accepted = set(rules.accepted_entitlements)
-    if "visa_exempt" in accepted and reference.visa_exempt_max_stay(mrz.nationality) is not None:
+    if "visa_exempt" in accepted and reference_data.visa_exempt_max_stay(mrz.nationality) is not None:
         return "visa_exempt"
-    for record in reference.evisa_records(document_hash):
+    for record in reference_data.evisa_records(document_hash):
         if (
             record.kind in accepted
             and record.nationality == mrz.nationality
@@ -151,14 +150,14 @@ def decide(
 ) -> PolicyDecision:
     reasons = list(assessment.reasons)
     if assessment.face_match_required:
-        if not biometrics.face_reference_available:
+        if not biometrics.portrait_available:
             reasons.append(Reason.NO_REFERENCE_PORTRAIT)
         elif not biometrics.face_acquired:
             reasons.append(Reason.FACE_NOT_ACQUIRED)
         elif not biometrics.face_matched:
             reasons.append(Reason.FACE_MISMATCH)
     if assessment.fingerprint_required:
-        if not biometrics.fingerprint_reference_available:
+        if not biometrics.enrolled_finger_available:
             reasons.append(Reason.NO_REFERENCE_FINGERPRINT)
         elif not biometrics.fingerprint_acquired:
             reasons.append(Reason.FINGERPRINT_NOT_ACQUIRED)

@@ -184,7 +184,7 @@ KILL_SCRIPT = textwrap.dedent(
     today = kiosk.clock.now().date()
     t = traveller_of("citizen", seed=1, today=today)
     for name, records in reference_datasets([t], kiosk.hasher, today).items():
-        kiosk.store.apply_dataset(name, "k-" + canonical_sha256(records)[:16], records)
+        kiosk.store.reference_data.apply(name, "k-" + canonical_sha256(records)[:16], records)
 
     def freeze(event):
         if event.state is State.ENTRY_OPEN and kiosk.engine.devices.gate.entry_unlocked():
@@ -219,9 +219,9 @@ def test_kill_9_mid_transaction_is_recorded_as_aborted_on_restart(tmp_path):
     try:
         aborted = restarted.engine.start()
         assert len(aborted) == 1
-        row = restarted.store.transaction(aborted[0])
+        row = restarted.store.transactions.get(aborted[0])
         assert row["status"] == "aborted" and row["decision"] == "ABORTED"
-        alerts = [json.loads(e.payload) for e in restarted.store.pending_events(50) if e.type == "alert"]
+        alerts = [json.loads(e.payload) for e in restarted.store.outbox.pending(50) if e.type == "alert"]
         assert any(a.get("transaction_id") == aborted[0] for a in alerts)
         assert not restarted.engine.devices.gate.entry_unlocked()
     finally:

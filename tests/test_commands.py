@@ -24,7 +24,7 @@ from edge_agent.publisher import Publisher, PublisherOptions
 from edge_agent.topics import Topics
 from hub.__main__ import main as hub_main
 from hub.signer import PRIVATE_NAME, PUBLIC_NAME, sign_command
-from kiosk.store import Store
+from kiosk.store import Request, Store
 from tests.mqtt_broker import MosquittoBroker
 from tests.test_edge_agent import wait_for
 
@@ -117,7 +117,7 @@ def test_good_command_is_accepted_and_audited(tmp_path: Path, setup: Setup) -> N
     hub.send("set_mode", body)
     result = hub.result(body["command_id"])
     assert result["status"] == "accepted"
-    assert store.open_requests() == [(body["command_id"], "set_mode", {"mode": "maintenance"})]
+    assert store.requests.open() == [Request(body["command_id"], "set_mode", {"mode": "maintenance"})]
     audits = outbox(tmp_path / "kiosk.sqlite3", "audit")
     assert {"audit": "command_accepted", "command_id": body["command_id"], "name": "set_mode"} in audits
     assert outbox(tmp_path / "kiosk.sqlite3", "alert") == []
@@ -131,7 +131,7 @@ def test_good_command_is_accepted_and_audited(tmp_path: Path, setup: Setup) -> N
     reboot = sign_command(private, "reboot", TARGET)
     hub.send("reboot", reboot)
     assert hub.result(reboot["command_id"])["status"] == "accepted"
-    assert [name for _, name, _ in store.open_requests()] == ["set_mode", "reboot"]
+    assert [r.name for r in store.requests.open()] == ["set_mode", "reboot"]
 
 
 def _bad_signature(private: Ed25519PrivateKey) -> tuple[str, dict[str, Any]]:
@@ -192,7 +192,7 @@ def test_bad_commands_are_rejected_with_an_alert(
     alerts = outbox(tmp_path / "kiosk.sqlite3", "alert")
     assert alerts == [{"alert": "command_rejected", "reason": reason, "command_id": body["command_id"]}]
     assert outbox(tmp_path / "kiosk.sqlite3", "audit") == []
-    assert store.get_meta("pending_reboot") is None
+    assert store.meta.get("pending_reboot") is None
 
 
 @pytest.mark.timeout(60)
@@ -229,7 +229,7 @@ def test_seen_set_is_pruned(tmp_path: Path, keys: tuple[Ed25519PrivateKey, Path]
             body = sign_command(private, "sync_now", TARGET, issued_at=now)
             result = handler.process(TOPICS.command("sync_now"), json.dumps(body).encode(), now=now)
             assert result.status == "accepted"
-        seen = json.loads(store.get_meta("commands_seen") or "{}")
+        seen = json.loads(store.meta.get("commands_seen") or "{}")
         # Only the entries within 2 × the window survive (one id + one nonce per command).
         assert len(seen) <= 6
 

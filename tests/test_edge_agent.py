@@ -111,7 +111,7 @@ def spawn_agent(db: Path, broker: MosquittoBroker) -> subprocess.Popen[bytes]:
 
 
 def add_events(store: Store, count: int, start: int = 0) -> list[str]:
-    return [store.add_event("audit", {"n": start + i}).event_id for i in range(count)]
+    return [store.outbox.add("audit", {"n": start + i}).event_id for i in range(count)]
 
 
 def assert_complete(sub: Subscriber, expected: set[str], store: Store) -> None:
@@ -119,7 +119,7 @@ def assert_complete(sub: Subscriber, expected: set[str], store: Store) -> None:
     with sub.lock:
         seqs = sorted({e["seq"] for e in sub.events})
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "gap in seq after de-duplication"
-    assert store.backlog() == 0
+    assert store.outbox.backlog() == 0
 
 
 @pytest.mark.timeout(60)
@@ -134,14 +134,14 @@ def test_events_before_and_during_run_arrive_and_are_marked(
         try:
             expected |= set(add_events(kiosk, 50, start=50))
             wait_for(lambda: expected <= subscriber.event_ids(), 20, "all events at the subscriber")
-            wait_for(lambda: kiosk.backlog() == 0, 10, "backlog 0")
+            wait_for(lambda: kiosk.outbox.backlog() == 0, 10, "backlog 0")
         finally:
             publisher.stop()
             thread.join(10)
             agent_store.close()
         assert_complete(subscriber, expected, kiosk)
         first = next(e for e in subscriber.events if e["seq"] == 1)
-        stored = kiosk.event(1)
+        stored = kiosk.outbox.get(1)
         assert stored is not None
         assert json.loads(event_message(stored)) == first
         assert first["type"] == "audit" and first["payload"] == {"n": 0}
@@ -170,7 +170,7 @@ def test_broker_restarted_twice_while_filling_loses_nothing(
                     # Two separate outages, not one merged: the agent must be back before the next crash.
                     wait_for(lambda before=before: publisher.connections > before, 20, "agent reconnected")
                 time.sleep(0.1)
-            wait_for(lambda: kiosk.backlog() == 0, 30, "backlog 0")
+            wait_for(lambda: kiosk.outbox.backlog() == 0, 30, "backlog 0")
             wait_for(lambda: expected <= subscriber.event_ids(), 10, "all events at the subscriber")
         finally:
             publisher.stop()
@@ -193,9 +193,9 @@ def test_agent_kill9_mid_drain_then_restart_loses_nothing(
             wait_for(lambda: len(subscriber.event_ids()) > 200, 20, "drain under way")
             agent.kill()
             agent.wait(5)
-            assert kiosk.backlog() > 0, "drain finished before the kill; the test proves nothing"
+            assert kiosk.outbox.backlog() > 0, "drain finished before the kill; the test proves nothing"
             agent = spawn_agent(db, broker)
-            wait_for(lambda: kiosk.backlog() == 0, 40, "backlog 0 after restart")
+            wait_for(lambda: kiosk.outbox.backlog() == 0, 40, "backlog 0 after restart")
             wait_for(lambda: expected <= subscriber.event_ids(), 10, "all events at the subscriber")
         finally:
             agent.send_signal(signal.SIGTERM)

@@ -22,7 +22,7 @@ ARCHETYPE_EXPECTED = {a.name: a.expected for a in ARCHETYPES}
 def seed_reference(kiosk, travellers):
     today = kiosk.clock.now().date()
     for name, records in reference_datasets(travellers, kiosk.hasher, today).items():
-        kiosk.store.apply_dataset(name, canonical_sha256(records)[:16], records)
+        kiosk.store.reference_data.apply(name, canonical_sha256(records)[:16], records)
 
 
 def serve(kiosk, traveller):
@@ -45,7 +45,7 @@ def test_each_archetype_reaches_its_decision_and_leaves_the_lane_safe(kiosk, arc
     assert not gate.entry_unlocked()
     assert gate.interlock_violations == 0
     assert kiosk.engine.state is State.IDLE
-    row = kiosk.store.transaction(outcome.transaction_id)
+    row = kiosk.store.transactions.get(outcome.transaction_id)
     assert row["decision"] == outcome.decision and row["status"] == "finished"
     states = [e.state for e in events if e.kind == "state"]
     assert states[0] is State.DOCUMENT_READ and states[-1] is State.IDLE
@@ -78,7 +78,7 @@ def test_watchlist_hit_raises_silent_alert_and_travels_the_normal_path(kiosk):
     assert outcome.decision == "REFER" and "WATCHLIST_HIT" in outcome.reasons
     # Same screens as anyone else up to the decision: the face is still captured.
     assert "face_capture" in outcome.path
-    alerts = [e for e in kiosk.store.pending_events(100) if e.type == "alert"]
+    alerts = [e for e in kiosk.store.outbox.pending(100) if e.type == "alert"]
     assert any(json.loads(e.payload)["alert"] == "referral_watchlist_hit" for e in alerts)
 
 
@@ -87,7 +87,7 @@ def test_tailgating_sends_people_back_and_alerts(kiosk):
     seed_reference(kiosk, [traveller])
     outcome = serve(kiosk, traveller)
     assert outcome.decision == "REFER" and outcome.reasons == ("TAILGATING",)
-    alerts = [json.loads(e.payload) for e in kiosk.store.pending_events(100) if e.type == "alert"]
+    alerts = [json.loads(e.payload) for e in kiosk.store.outbox.pending(100) if e.type == "alert"]
     assert [a["alert"] for a in alerts] == ["tailgating"]
     assert alerts[0]["transaction_id"] == outcome.transaction_id
     assert not kiosk.engine.devices.gate.exit_unlocked()
@@ -111,7 +111,7 @@ def test_device_failure_mid_transaction_fails_safe_and_goes_out_of_service(kiosk
     assert kiosk.engine.state is State.OUT_OF_SERVICE
     gate = kiosk.engine.devices.gate
     assert not gate.entry_unlocked() and gate.exit_unlocked()  # egress free
-    assert kiosk.store.transaction(outcome.transaction_id)["decision"] == "REFER"
+    assert kiosk.store.transactions.get(outcome.transaction_id)["decision"] == "REFER"
     # Still out of service while the camera is down; back in service once it is repaired.
     assert kiosk.engine.run_once(0.5).decision == "OUT_OF_SERVICE"
     camera.repair()
@@ -144,7 +144,7 @@ def test_cancel_abandons_and_secures(kiosk):
 
 def test_help_request_is_recorded_in_any_state(kiosk):
     kiosk.engine.request_help()
-    helps = [e for e in kiosk.store.pending_events(10) if e.type == "help"]
+    helps = [e for e in kiosk.store.outbox.pending(10) if e.type == "help"]
     assert len(helps) == 1 and json.loads(helps[0].payload)["state"] == "idle"
 
 
@@ -163,7 +163,7 @@ def test_store_failure_before_opening_keeps_door_closed(kiosk, monkeypatch):
     def disk_full(*args, **kwargs):
         raise StoreError("database or disk is full")
 
-    monkeypatch.setattr(kiosk.store, "record_decision", disk_full)
+    monkeypatch.setattr(kiosk.store.transactions, "record_decision", disk_full)
     unlocked: list[bool] = []
     kiosk.engine.subscribe(lambda e: unlocked.append(kiosk.engine.devices.gate.entry_unlocked()))
     outcome = serve(kiosk, traveller)
@@ -214,12 +214,12 @@ def test_repaired_document_number_is_read_again_before_referral(kiosk):
 def test_fingerprint_required_by_policy_is_checked(kiosk):
     from dataclasses import replace
 
-    from kiosk.reference import Dataset, PolicyRules
+    from kiosk.reference_data import Dataset, PolicyRules
 
     traveller = traveller_of("citizen", seed=12, today=kiosk.clock.now().date())
     seed_reference(kiosk, [traveller])
     policy = PolicyRules(fingerprint_required="always").model_dump(mode="json")
-    kiosk.store.apply_dataset(Dataset.POLICY, "fp-" + canonical_sha256(policy)[:12], policy)
+    kiosk.store.reference_data.apply(Dataset.POLICY, "fp-" + canonical_sha256(policy)[:12], policy)
     outcome = serve(kiosk, traveller)
     assert outcome.decision == "OPEN" and "fingerprint" in outcome.path
     wrong_finger = serve(kiosk, replace(traveller, finger_id=traveller.finger_id + 1))

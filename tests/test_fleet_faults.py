@@ -90,17 +90,17 @@ def assert_exactly_once(consumer: EventConsumer, db: Path, store: Store) -> None
     assert len(received) == len(set(received)), "the consumer kept a duplicate"
     assert set(received) == set(outbox_ids(db)), "hub and kiosk outbox differ"
     assert consumer.gaps(TOPICS.site, TOPICS.kiosk) == []
-    assert consumer.last_seq(TOPICS.site, TOPICS.kiosk) == store.last_seq()
+    assert consumer.last_seq(TOPICS.site, TOPICS.kiosk) == store.outbox.last_seq()
     with consumer.lock:
         seqs = sorted(int(e["seq"]) for e in consumer.events)
-    assert seqs == list(range(1, store.last_seq() + 1)), "gap in seq"
-    assert store.backlog() == 0
+    assert seqs == list(range(1, store.outbox.last_seq() + 1)), "gap in seq"
+    assert store.outbox.backlog() == 0
 
 
 def add_feedback(store: Store, count: int) -> None:
     # Events that keep to the feedback schema, so the hub's validation passes them.
     for i in range(count):
-        store.add_event("feedback", {"transaction_id": None, "rating": 1 + i % 5})
+        store.outbox.add("feedback", {"transaction_id": None, "rating": 1 + i % 5})
 
 
 def lose_while_hub_is_away(
@@ -110,7 +110,7 @@ def lose_while_hub_is_away(
     consumer.stop()
     add_feedback(store, count)
     # PUBACKed: the agent has marked them delivered and will never send them on its own again.
-    wait_for(lambda: store.backlog() == 0, 20, "agent drained the batch")
+    wait_for(lambda: store.outbox.backlog() == 0, 20, "agent drained the batch")
     broker.restart()
 
 
@@ -145,16 +145,16 @@ def test_hub_recovers_events_a_crashed_broker_had_acknowledged(
             start_hub(consumer, broker)
             add_feedback(store, 5)
             wait_for(lambda: set(hub_ids(consumer)) >= set(outbox_ids(db)), 30, "lost middle re-sent")
-            wait_for(lambda: store.backlog() == 0, 20, "backlog 0")
+            wait_for(lambda: store.outbox.backlog() == 0, 20, "backlog 0")
             wait_for(lambda: consumer.gaps(TOPICS.site, TOPICS.kiosk) == [], 20, "no gaps")
             assert consumer.requeued >= 60
             assert consumer.unrecoverable == 0
             assert_exactly_once(consumer, db, store)
 
             # 3. Lost AND already compacted by retention: the kiosk says so, the hub writes the hole off.
-            first_lost = store.last_seq() + 1
+            first_lost = store.outbox.last_seq() + 1
             lose_while_hub_is_away(consumer, broker, store, 10)
-            assert store.compact(datetime.now(UTC) + timedelta(seconds=1)) > 0
+            assert store.outbox.compact(datetime.now(UTC) + timedelta(seconds=1)) > 0
             start_hub(consumer, broker)
             wait_for(lambda: consumer.unrecoverable == 10, 30, "compacted hole written off")
             answers = [r["result"] for r in consumer.resend_results.values() if r["status"] == "accepted"]
@@ -184,7 +184,7 @@ def test_resend_is_bounded_validated_and_reports_what_it_cannot_send(
     private_key, public_path = keys
     with Store.open(tmp_path / "kiosk.sqlite3") as store:
         add_feedback(store, 20)
-        store.mark_delivered(range(1, 16))  # 16..20 still pending
+        store.outbox.mark_delivered(range(1, 16))  # 16..20 still pending
         rewound: list[int] = []
         handler = CommandHandler(store, TOPICS, load_public_key(public_path))
         handler.on_resend.append(rewound.append)
@@ -210,11 +210,11 @@ def test_resend_is_bounded_validated_and_reports_what_it_cannot_send(
         }
         assert rewound == [11]
         # 11..20 go out again, then 21: the audit event recording the accepted command.
-        assert [e.seq for e in store.pending_events(100)] == list(range(11, 22))
+        assert [e.seq for e in store.outbox.pending(100)] == list(range(11, 22))
 
-        store.mark_delivered(range(1, 21))
-        assert store.compact(datetime.now(UTC) + timedelta(seconds=1)) == 20
-        assert store.last_seq() == 20 + 1  # the audit event of the accepted resend
+        store.outbox.mark_delivered(range(1, 21))
+        assert store.outbox.compact(datetime.now(UTC) + timedelta(seconds=1)) == 20
+        assert store.outbox.last_seq() == 20 + 1  # the audit event of the accepted resend
         gone = resend({"from_seq": 1, "to_seq": 10})
         assert gone.result is not None and gone.result["compacted"] == 10 and gone.result["requeued"] == 0
 
@@ -228,7 +228,7 @@ def test_resend_is_bounded_validated_and_reports_what_it_cannot_send(
         ):
             refused = resend(bad)
             assert (refused.status, refused.reason) == ("rejected", "invalid_args"), bad
-        alerts = [json.loads(e.payload) for e in store.pending_events(100) if str(e.type) == "alert"]
+        alerts = [json.loads(e.payload) for e in store.outbox.pending(100) if str(e.type) == "alert"]
         assert sum(a["reason"] == "invalid_args" for a in alerts) == 6
 
 
@@ -325,9 +325,9 @@ def test_500_travellers_broker_killed_three_times_every_transaction_arrives_exac
                 broker.kill()
                 consumer.stop()
                 broker.start()
-                last = store.last_seq()
+                last = store.outbox.last_seq()
                 wait_for(
-                    lambda last=last: store.last_seq() > last and store.backlog() == 0,
+                    lambda last=last: store.outbox.last_seq() > last and store.outbox.backlog() == 0,
                     60,
                     "agent back and delivering while the hub is away",
                 )
@@ -339,12 +339,12 @@ def test_500_travellers_broker_killed_three_times_every_transaction_arrives_exac
             summary = json.loads(summary_out)
             assert summary["travellers"] == travellers
 
-            wait_for(lambda: store.backlog() == 0, 60, "backlog 0")
+            wait_for(lambda: store.outbox.backlog() == 0, 60, "backlog 0")
             wait_for(lambda: set(hub_ids(consumer)) >= set(outbox_ids(db)), 90, "every event at the hub")
             wait_for(lambda: consumer.gaps(TOPICS.site, TOPICS.kiosk) == [], 30, "no open gaps")
             # Late re-sends and their audit events settle; then nothing is pending anywhere.
             wait_for(
-                lambda: store.backlog() == 0 and set(hub_ids(consumer)) == set(outbox_ids(db)),
+                lambda: store.outbox.backlog() == 0 and set(hub_ids(consumer)) == set(outbox_ids(db)),
                 30,
                 "quiet",
             )
@@ -431,10 +431,12 @@ def drain_with_slow_hub(
     hub = SlowHub(broker.port, delay_s=SLOW_HUB_S)
     store = Store.open(tmp_path / "kiosk.sqlite3")
     for i in range(events):
-        store.add_event("transaction", {"n": i, "decision": "OPEN", "reasons": [], "stage_ms": {"face": 812}})
+        store.outbox.add(
+            "transaction", {"n": i, "decision": "OPEN", "reasons": [], "stage_ms": {"face": 812}}
+        )
     started = time.monotonic()
     agent = spawn_agent(store.path, broker, keys[1])
-    wait_for(lambda: store.backlog() == 0, 60, "agent drained its backlog")
+    wait_for(lambda: store.outbox.backlog() == 0, 60, "agent drained its backlog")
     return broker, hub, store, agent, time.monotonic() - started
 
 

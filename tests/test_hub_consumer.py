@@ -29,7 +29,7 @@ def test_consumer_deduplicates_resent_events_and_reports_gaps(tmp_path: Path) ->
     assert consumer.connected.wait(10)
     store = Store.open(tmp_path / "kiosk.sqlite3")
     try:
-        events = [store.add_event("audit", {"n": i}) for i in range(5)]
+        events = [store.outbox.add("audit", {"n": i}) for i in range(5)]
         publisher = Publisher(
             store, TOPICS, PublisherOptions(host="127.0.0.1", port=broker.port, backoff=Backoff(0.3, 1.0))
         )
@@ -40,7 +40,7 @@ def test_consumer_deduplicates_resent_events_and_reports_gaps(tmp_path: Path) ->
         thread.join(10)
 
         # Re-send everything, as the agent does after a lost PUBACK, then a later event with a hole before it.
-        later = [store.add_event("audit", {"n": i}) for i in range(5, 8)]
+        later = [store.outbox.add("audit", {"n": i}) for i in range(5, 8)]
         raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="resender")
         raw.connect("127.0.0.1", broker.port)
         raw.loop_start()

@@ -13,9 +13,9 @@ from edge_agent.state import StateReporter
 from edge_agent.topics import Topics
 from kiosk.app import build_kiosk
 from kiosk.headless import run_population
-from kiosk.remote import HubDesk, Request, post_request, read_status
+from kiosk.remote import HubDesk, read_status
 from kiosk.simulation.population import reference_datasets, traveller_of
-from kiosk.store import Store, canonical_sha256
+from kiosk.store import Request, Store, canonical_sha256
 
 TOPICS = Topics("lampung-barat", "kiosk-sim-01")
 
@@ -23,7 +23,7 @@ TOPICS = Topics("lampung-barat", "kiosk-sim-01")
 def serve(kiosk, archetype: str = "citizen", seed: int = 3):
     traveller = traveller_of(archetype, seed=seed, today=kiosk.clock.now().date())
     for name, records in reference_datasets([traveller], kiosk.hasher, kiosk.clock.now().date()).items():
-        kiosk.store.apply_dataset(name, canonical_sha256(records)[:16], records)
+        kiosk.store.reference_data.apply(name, canonical_sha256(records)[:16], records)
     kiosk.lane.arrive(traveller)
     try:
         return kiosk.engine.run_once(1.0)
@@ -32,12 +32,12 @@ def serve(kiosk, archetype: str = "citizen", seed: int = 3):
 
 
 def audits(store: Store) -> list[dict]:
-    return [json.loads(e.payload) for e in store.pending_events(10_000) if e.type == "audit"]
+    return [json.loads(e.payload) for e in store.outbox.pending(10_000) if e.type == "audit"]
 
 
 def test_hub_maintenance_mode_closes_the_lane_and_survives_a_restart(kiosk, sim_config):
     assert serve(kiosk).decision == "OPEN"
-    post_request(kiosk.store, Request("c-1", "set_mode", {"mode": "maintenance", "reason": "lens cleaning"}))
+    kiosk.store.requests.post(Request("c-1", "set_mode", {"mode": "maintenance", "reason": "lens cleaning"}))
     outcome = serve(kiosk)
     assert outcome.decision == "OUT_OF_SERVICE" and outcome.transaction_id is None
     assert kiosk.engine.out_of_service_reason == "set to maintenance by the hub"
@@ -50,11 +50,11 @@ def test_hub_maintenance_mode_closes_the_lane_and_survives_a_restart(kiosk, sim_
         "name": "set_mode",
         "outcome": "done",
     } in audits(kiosk.store)
-    assert kiosk.store.open_requests() == []
+    assert kiosk.store.requests.open() == []
     # A new process reads the mode back: a lane closed by the hub stays closed after a reboot.
     assert HubDesk(kiosk.store).mode == "maintenance"
 
-    post_request(kiosk.store, Request("c-2", "set_mode", {"mode": "in_service"}))
+    kiosk.store.requests.post(Request("c-2", "set_mode", {"mode": "in_service"}))
     assert serve(kiosk, seed=4).decision == "OPEN"
     assert read_status(kiosk.store)["mode"] == "in_service"
 
@@ -69,18 +69,18 @@ def test_officer_exit_override_frees_the_exit_with_entry_locked_then_secures(kio
         original(unlocked)
 
     gate.set_exit_unlocked = record  # observe the relay commands the override issues
-    post_request(kiosk.store, Request("c-3", "open_exit_door", {"hold_s": 2}))
+    kiosk.store.requests.post(Request("c-3", "open_exit_door", {"hold_s": 2}))
     serve(kiosk)
     assert True in exits and exits.index(True) < len(exits) - 1
     assert gate.interlock_violations == 0
     assert not gate.exit_unlocked() and not gate.entry_unlocked()
-    alerts = [json.loads(e.payload) for e in kiosk.store.pending_events(1000) if e.type == "alert"]
+    alerts = [json.loads(e.payload) for e in kiosk.store.outbox.pending(1000) if e.type == "alert"]
     assert any(a["alert"] == "officer_exit_override" and a["hold_s"] == 2.0 for a in alerts)
     assert audits(kiosk.store)[-1]["outcome"] == "done"
 
 
 def test_reboot_and_reload_ask_the_supervisor_for_a_restart(kiosk):
-    post_request(kiosk.store, Request("c-4", "reload_config", {}))
+    kiosk.store.requests.post(Request("c-4", "reload_config", {}))
     serve(kiosk)
     assert kiosk.engine.desk.restart_requested == "reload_config"
     assert audits(kiosk.store)[-1] == {
@@ -105,15 +105,15 @@ def test_reboot_and_reload_ask_the_supervisor_for_a_restart(kiosk):
 def test_requests_the_kiosk_cannot_act_on_are_refused_before_queueing(tmp_path: Path, request_) -> None:
     with Store.open(tmp_path / "k.sqlite3") as store:
         with pytest.raises(ValueError):
-            post_request(store, request_)
-        assert store.open_requests() == []
+            store.requests.post(request_)
+        assert store.requests.open() == []
 
 
 def test_same_command_id_is_queued_once(tmp_path: Path) -> None:
     with Store.open(tmp_path / "k.sqlite3") as store:
-        assert post_request(store, Request("same", "reboot", {}))
-        assert not post_request(store, Request("same", "reboot", {}))
-        assert len(store.open_requests()) == 1
+        assert store.requests.post(Request("same", "reboot", {}))
+        assert not store.requests.post(Request("same", "reboot", {}))
+        assert len(store.requests.open()) == 1
 
 
 def test_state_calls_the_kiosk_down_when_its_heartbeat_stops(kiosk):
@@ -147,7 +147,7 @@ def test_metrics_windows_are_contiguous_and_count_each_transaction_once(sim_conf
 
         reporter.produce()
         # A window that never left (offline) is not lost: the next one starts where the last sent ended.
-        assert store.get_meta(WINDOW_META_KEY) is None
+        assert store.meta.get(WINDOW_META_KEY) is None
         first = publish()
         finished = sum(n for d, n in summary["decisions"].items() if d != "NO_TRANSACTION")
         assert first["counters"]["transactions"] == finished
@@ -155,7 +155,7 @@ def test_metrics_windows_are_contiguous_and_count_each_transaction_once(sim_conf
             d: n for d, n in summary["decisions"].items() if d != "NO_TRANSACTION"
         }
         assert sum(first["histograms"]["face_score"]["counts"]) > 0
-        assert first["outbox"]["backlog"] == store.backlog() > 0
+        assert first["outbox"]["backlog"] == store.outbox.backlog() > 0
         assert first["system"]["disk_free_mb"] > 0
         second = publish()
         assert second["window_start"] == first["window_end"]
@@ -226,18 +226,18 @@ def test_compaction_removes_only_delivered_events_past_retention(tmp_path: Path)
     from edge_agent.agent import compact_outbox
 
     with Store.open(tmp_path / "k.sqlite3") as store:
-        events = [store.add_event("audit", {"n": i}) for i in range(5)]
-        store.mark_delivered([e.seq for e in events[:3]])
+        events = [store.outbox.add("audit", {"n": i}) for i in range(5)]
+        store.outbox.mark_delivered([e.seq for e in events[:3]])
         time.sleep(0.05)
         compact_outbox(store, timedelta(seconds=0.01))
-        assert [e.seq for e in store.pending_events(100)] == [e.seq for e in events[3:]]
-        assert store.event(events[0].seq) is None
+        assert [e.seq for e in store.outbox.pending(100)] == [e.seq for e in events[3:]]
+        assert store.outbox.get(events[0].seq) is None
         # Retention not yet reached: nothing goes.
-        store.mark_delivered([events[3].seq])
+        store.outbox.mark_delivered([events[3].seq])
         compact_outbox(store, timedelta(days=30))
-        assert store.event(events[3].seq) is not None
+        assert store.outbox.get(events[3].seq) is not None
         # A seq is never reused after compaction.
-        assert store.add_event("audit", {"n": 9}).seq == events[-1].seq + 1
+        assert store.outbox.add("audit", {"n": 9}).seq == events[-1].seq + 1
 
 
 @pytest.mark.timeout(120)
@@ -255,7 +255,7 @@ def test_touchscreen_kiosk_stops_for_its_supervisor_when_the_hub_asks(
     db = tmp_path / "var" / "gerbang.sqlite3"
     db.parent.mkdir()
     with Store.open(db) as store:
-        post_request(store, Request("c-9", command, {}))
+        store.requests.post(Request("c-9", command, {}))
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
     env.update({"PYTHONPATH": str(root), "SDL_VIDEODRIVER": "offscreen"})
     done = subprocess.run(
@@ -269,5 +269,5 @@ def test_touchscreen_kiosk_stops_for_its_supervisor_when_the_hub_asks(
     )
     assert done.returncode == code, done.stderr[-3000:]
     with Store.open(db) as store:
-        assert store.open_requests() == []
+        assert store.requests.open() == []
         assert audits(store)[-1]["outcome"] == "restart_requested"

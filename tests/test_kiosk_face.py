@@ -62,7 +62,7 @@ def test_impostors_are_referred_and_genuine_travellers_pass(tmp_path):
                 finally:
                     stage.leave()
                 assert outcome is not None and (outcome.decision, outcome.reasons) == (decision, reasons)
-                row = kiosk.store.transaction(outcome.transaction_id)
+                row = kiosk.store.transactions.get(outcome.transaction_id)
                 assert row["face_score"] is not None
                 if archetype == "impostor":
                     assert row["face_score"] < kiosk.engine.matcher.threshold
@@ -152,7 +152,7 @@ def test_camera_and_references_show_the_travellers_real_faces(tmp_path):
             frame = kiosk.engine.devices.camera.capture(1.0)
             read = kiosk.engine.devices.document_reader.read(1.0)
             assert read is not None
-            reference = kiosk.engine.references.portrait(read, parse_mrz(read.lines, today=TODAY))
+            reference = kiosk.engine.enrolment.portrait(read, parse_mrz(read.lines, today=TODAY))
         finally:
             stage.leave()
         assert frame is not None and frame.image.shape == (480, 640, 3) and frame.image.dtype == np.uint8

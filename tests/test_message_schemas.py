@@ -31,7 +31,6 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
-from kiosk.ui.pinlock import PinLock, pin_sha256
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config import Config
@@ -48,15 +47,16 @@ from edge_agent.sync import REASONS as SYNC_REASONS
 from edge_agent.topics import Topics
 from hub.bundles import encode, make_delta, sign_bundle
 from hub.signer import keygen, load_private_key, sign_command
-from kiosk import remote
 from kiosk.documents.mrz import MrzFormat
 from kiosk.flow.states import State
 from kiosk.headless import run_population, simulated_kiosk
+from kiosk.pinlock import PinLock, pin_sha256
 from kiosk.reasons import Reason
-from kiosk.reference import Dataset, PolicyRules
+from kiosk.reference_data import Dataset, PolicyRules
 from kiosk.simulation.population import reference_datasets
 from kiosk.store import Store
 from kiosk.store.records import DECISIONS, FORBIDDEN_PAYLOAD_KEYS, EventType
+from kiosk.store.requests import KIOSK_COMMANDS, LANE_MODES, Request
 from tests.mqtt_broker import MosquittoBroker
 from tests.test_edge_agent import wait_for
 
@@ -79,7 +79,7 @@ GOOD_ARGS: dict[str, dict[str, Any]] = {
 
 def outbox_messages(store: Store, topics: Topics) -> list[tuple[str, bytes]]:
     """Every outbox row in its wire form, on the topic the publisher would use."""
-    return [(topics.event(str(e.type)), event_message(e)) for e in store.pending_events(10_000)]
+    return [(topics.event(str(e.type)), event_message(e)) for e in store.outbox.pending(10_000)]
 
 
 def assert_valid(messages: list[tuple[str, bytes]]) -> None:
@@ -183,7 +183,7 @@ def test_enumerations_match_the_code() -> None:
     assert set(common["decision"]["enum"]) == set(DECISIONS)
     assert set(common["event_type"]["enum"]) == {t.value for t in EventType} == set(schema.EVENT_TYPES)
     assert set(common["command_name"]["enum"]) == set(COMMAND_NAMES) == set(GOOD_ARGS)
-    assert tuple(common["lane_mode"]["enum"]) == remote.LANE_MODES
+    assert tuple(common["lane_mode"]["enum"]) == LANE_MODES
     alert = schema.schemas()["event-alert"]["$defs"]
     assert set(alert["door_alarm"]["enum"]) == {k.value for k in AlarmKind}
     event_enum = alert["payload"]["properties"]["event"]["enum"]
@@ -192,7 +192,7 @@ def test_enumerations_match_the_code() -> None:
     transaction = schema.schemas()["event-transaction"]["$defs"]["payload"]["properties"]
     assert set(transaction["document_format"]["enum"]) == {f.value for f in MrzFormat} | {None}
     audit = schema.schemas()["event-audit"]["$defs"]
-    assert set(audit["command_executed"]["properties"]["name"]["enum"]) == remote.KIOSK_COMMANDS
+    assert set(audit["command_executed"]["properties"]["name"]["enum"]) == KIOSK_COMMANDS
     bundle = schema.schemas()["sync-bundle"]["$defs"]
     assert set(bundle["dataset"]["enum"]) == DATASETS
     assert set(bundle["policy"]["properties"]) == set(PolicyRules.model_fields)
@@ -262,7 +262,7 @@ def lane(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         engine.request_help()
         # Hub requests the agent queued, acted on by the lane between travellers.
         for name, args in (("open_exit_door", {"hold_s": 0.5}), ("reboot", {})):
-            remote.post_request(store, remote.Request(str(uuid.uuid4()), name, args))
+            store.requests.post(Request(str(uuid.uuid4()), name, args))
         engine.run_once(0.1)
         # A device failure takes the lane out of service; the repair brings it back.
         engine.devices.camera.fail("lens covered")  # type: ignore[attr-defined]
@@ -270,9 +270,9 @@ def lane(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         engine.devices.camera.repair()  # type: ignore[attr-defined]
         engine.run_once(0.1)
         # A transaction cut short by a crash after its decision was recorded.
-        txn = store.begin_transaction(versions=engine.versions, training=False)
-        store.record_decision(txn, decision="OPEN", reasons=[])
-        store.abort_unfinished()
+        txn = store.transactions.begin(versions=engine.versions, training=False)
+        store.transactions.record_decision(txn, decision="OPEN", reasons=[])
+        store.transactions.abort_unfinished()
         # Every way a maintenance PIN attempt is audited (training flag on: it travels in the envelope).
         pins = PinLock(
             store, pin_sha256("2468"), max_failures=2, lockout_s=60, now=time.time, training=lambda: True
@@ -280,9 +280,9 @@ def lane(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for pin in ("0000", "2468", "1111", "2222", "2468"):
             pins.attempt(pin)
         # The feedback screen's two kinds of answer, as kiosk.ui.app.record_feedback stores them.
-        last = store.transactions(limit=1)[0]["id"]
-        store.add_event("feedback", {"transaction_id": last, "rating": 5})
-        store.add_event("feedback", {"transaction_id": None, "problem": "camera"})
+        last = store.transactions.recent(limit=1)[0]["id"]
+        store.outbox.add("feedback", {"transaction_id": last, "rating": 5})
+        store.outbox.add("feedback", {"transaction_id": None, "problem": "camera"})
         messages = outbox_messages(store, topics)
         running_state = StateReporter(store, topics).message()
         metrics = MetricsReporter(store, topics).produce()[0]
@@ -439,7 +439,7 @@ def _send(agent: dict[str, Any], name: str, body: dict[str, Any] | bytes) -> lis
 def test_signed_commands_and_their_results_validate(agent: dict[str, Any]) -> None:
     topics, key = agent["topics"], agent["command_key"]
     target = {"site": topics.site, "kiosk": topics.kiosk}
-    agent["store"].add_event("audit", {"audit": "maintenance_opened"})  # something for resend
+    agent["store"].outbox.add("audit", {"audit": "maintenance_opened"})  # something for resend
     results: list[tuple[str, bytes]] = []
     for name in sorted(COMMAND_NAMES):
         body = sign_command(key, name, target, GOOD_ARGS[name])
@@ -699,7 +699,7 @@ def test_everything_on_a_real_broker_validates(tmp_path: Path) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     run_population(config, 20, SEED, config.store_path)
     with Store.open(config.store_path) as kiosk_store:
-        expected_ids = {e.event_id for e in kiosk_store.pending_events(10_000)}
+        expected_ids = {e.event_id for e in kiosk_store.outbox.pending(10_000)}
     hub = ValidatingHub(broker.port)
     agent_store = Store.open(config.store_path)
     publisher: Publisher = build_publisher(config, agent_store, Overrides())

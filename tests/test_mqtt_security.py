@@ -146,7 +146,7 @@ class Agent:
         self.db = self.dir / "gerbang.sqlite3"  # the config's store path: no --db, all from the file
         with Store.open(self.db) as store:
             for n in range(EVENTS):
-                store.add_event("audit", {"n": n})
+                store.outbox.add("audit", {"n": n})
         self.config = self.dir / "kiosk.toml"
         self.config.write_text(agent_toml(self.dir, topics, broker, **agent), encoding="utf-8")
         self.log = self.dir / "agent.log"
@@ -168,7 +168,7 @@ class Agent:
 
     def backlog(self) -> int:
         with Store.open(self.db) as store:
-            return store.backlog()
+            return store.outbox.backlog()
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -579,7 +579,7 @@ def test_refused_events_stay_in_the_outbox_under_mqtt5(
     identity = pki.client("soetta-t3.gate-07")
     store = Store.open(tmp_path / "kiosk.sqlite3")
     for n in range(EVENTS):
-        store.add_event("audit", {"n": n})
+        store.outbox.add("audit", {"n": n})
     options = PublisherOptions(
         host="localhost",
         port=broker.port,
@@ -606,7 +606,7 @@ def test_refused_events_stay_in_the_outbox_under_mqtt5(
         wait_for(lambda: KIOSK_A.event("audit") in hub.topics(), 10, "A's own event")
         assert not [t for t in hub.topics() if t.startswith(KIOSK_B.base)]
         assert publisher.delivered == 0
-        assert store.backlog() == EVENTS
+        assert store.outbox.backlog() == EVENTS
     finally:
         publisher.stop()
         thread.join(15)

@@ -573,12 +573,24 @@ def test_letter_in_check_digit_refused_when_it_disagrees() -> None:
     assert mrz.checks["document_number"] is False
 
 
-def test_document_number_corrected_when_exactly_one_candidate_agrees() -> None:
+def test_document_number_repair_is_offered_but_the_zone_as_read_is_invalid() -> None:
     line = sub(TD3[1], 5, "O")  # L898902C3 read as L8989O2C3
     mrz = parse((TD3[0], line))
-    assert fixes(mrz) == [("document_number", 5, "O", "0")]
-    assert mrz.document_number == "L898902C3"
-    assert mrz.valid and mrz.lines == TD3
+    # Alphanumeric: O and 0 are both allowed there, so the check digit makes the repair probable, not proven.
+    assert [(c.field, c.position, c.original, c.corrected, c.proven) for c in mrz.corrections] == [
+        ("document_number", 5, "O", "0", False)
+    ]
+    assert mrz.document_number == "L8989O2C3" and mrz.lines == (TD3[0], line)
+    assert mrz.checks["document_number"] is False and mrz.checks["composite"] is False
+    assert not mrz.valid and mrz.valid_if_repaired
+    assert mrz.repaired_document_number == "L898902C3"
+    assert mrz.repaired is not None and mrz.repaired.lines == TD3 and mrz.repaired.valid
+
+
+def test_letter_in_document_number_check_digit_is_proven_and_stays_valid() -> None:
+    mrz = parse((TD3[0], sub(TD3[1], 9, "G")))  # check digit 6 read as G: only 6 can be meant
+    assert [c.proven for c in mrz.corrections] == [True]
+    assert mrz.valid and mrz.repaired is None and mrz.repaired_document_number is None
 
 
 def test_document_number_correction_refused_when_ambiguous() -> None:
@@ -626,13 +638,13 @@ def test_long_number_not_fixed_to_match_a_misread_check_digit() -> None:
     assert not mrz.valid
 
 
-def test_long_document_number_corrected_in_its_continuation() -> None:
+def test_long_document_number_repair_offered_in_its_continuation() -> None:
     lines = format_mrz(MrzFormat.TD1, document_code="I", document_number="D23145890A5", **_ANNA)
     broken = sub(lines[0], 16, "S")  # the continuation's 5 read as S
     mrz = parse((broken, *lines[1:]))
     assert fixes(mrz) == [("document_number", 10, "S", "5")]
-    assert mrz.document_number == "D23145890A5"
-    assert mrz.valid
+    assert mrz.document_number == "D23145890AS" and not mrz.valid
+    assert mrz.repaired_document_number == "D23145890A5" and mrz.valid_if_repaired
 
 
 def test_digit_in_name_corrected_when_it_has_one_letter_twin() -> None:

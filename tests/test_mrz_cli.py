@@ -31,7 +31,7 @@ REQUIRED = {
     "valid",
     "errors",
 }
-OPTIONAL = {"corrections", "names_truncated"}
+OPTIONAL = {"corrections", "repaired_document_number", "names_truncated"}
 
 
 def invoke(text: str) -> tuple[int, str, str]:
@@ -72,6 +72,7 @@ def test_full_contract_for_a_valid_passport() -> None:
         "valid": True,
         "errors": [],
         "corrections": [],
+        "repaired_document_number": None,
         "names_truncated": False,
     }
 
@@ -132,7 +133,24 @@ def test_corrections_are_listed() -> None:
     code, stdout, _ = invoke(TD3.replace("7408122F", "74O8122F"))
     obj = one_object(stdout)
     assert code == 0
-    assert obj["corrections"] == [{"field": "birth_date", "position": 2, "original": "O", "corrected": "0"}]
+    assert obj["corrections"] == [
+        {"field": "birth_date", "position": 2, "original": "O", "corrected": "0", "proven": True}
+    ]
+    assert obj["repaired_document_number"] is None
+
+
+def test_probable_document_number_repair_is_offered_but_exits_1() -> None:
+    # The number's 0 read as D: the check digit favours 0, but D is as legal there as 0.
+    code, stdout, stderr = invoke(TD3.replace("L898902C36", "L8989D2C36"))
+    assert (code, stderr) == (1, "")
+    obj = one_object(stdout)
+    assert obj["valid"] is False
+    assert obj["document_number"] == "L8989D2C3"
+    assert obj["checks"]["document_number"] is False
+    assert obj["repaired_document_number"] == "L898902C3"
+    assert obj["corrections"] == [
+        {"field": "document_number", "position": 5, "original": "D", "corrected": "0", "proven": False}
+    ]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kiosk.documents.mrz import MrzFormat, format_mrz, parse_mrz
 from kiosk.policy import BiometricOutcome, Decision, assess_document, decide
 from kiosk.reasons import Reason
-from kiosk.reference import Dataset, PolicyRules
+from kiosk.reference_data import Dataset, PolicyRules
 from kiosk.store import canonical_sha256
 from tests.conftest import TODAY
 
@@ -55,7 +55,7 @@ def load(store, hasher, rules: PolicyRules | None = None, evisa=(), watch=(), ex
         Dataset.WATCHLIST: list(watch),
     }
     for name, records in datasets.items():
-        store.apply_dataset(name, canonical_sha256(records)[:16], records)
+        store.reference_data.apply(name, canonical_sha256(records)[:16], records)
 
 
 def evisa_for(hasher, doc: Doc, kind="e-visa", start=-10, end=60, nationality=None):
@@ -69,7 +69,9 @@ def evisa_for(hasher, doc: Doc, kind="e-visa", start=-10, end=60, nationality=No
 
 
 def assess(store, hasher, doc: Doc, rules: PolicyRules | None = None):
-    return assess_document(doc.mrz(), TODAY, rules or store.policy_rules(), store, hasher)
+    return assess_document(
+        doc.mrz(), TODAY, rules or store.reference_data.policy_rules(), store.reference_data, hasher
+    )
 
 
 def test_citizen_passes(store, hasher):
@@ -181,7 +183,7 @@ def test_invalid_mrz_is_referred(store, hasher):
     lines[1] = lines[1][:9] + str((int(lines[1][9]) + 1) % 10) + lines[1][10:]
     mrz = parse_mrz(lines, today=TODAY)
     assert not mrz.valid
-    a = assess_document(mrz, TODAY, store.policy_rules(), store, hasher)
+    a = assess_document(mrz, TODAY, store.reference_data.policy_rules(), store.reference_data, hasher)
     assert Reason.DOCUMENT_CHECK_FAILED in a.reasons
 
 
@@ -191,7 +193,7 @@ def test_invalid_mrz_is_referred(store, hasher):
         (BiometricOutcome(face_acquired=True, face_matched=True), None),
         (BiometricOutcome(face_acquired=True, face_matched=False), Reason.FACE_MISMATCH),
         (BiometricOutcome(face_acquired=False), Reason.FACE_NOT_ACQUIRED),
-        (BiometricOutcome(face_reference_available=False), Reason.NO_REFERENCE_PORTRAIT),
+        (BiometricOutcome(portrait_available=False), Reason.NO_REFERENCE_PORTRAIT),
     ],
 )
 def test_face_results(store, hasher, bio, reason):
@@ -278,6 +280,6 @@ def test_ocr_repaired_document_number_is_referred_not_trusted(store, hasher):
     lines = list(Doc(number="L898902C3").mrz().lines)
     lines[1] = lines[1][:5] + "O" + lines[1][6:]  # the 0 misread as O; only one repair agrees
     mrz = parse_mrz(lines, today=TODAY)
-    assert mrz.valid and mrz.document_number == "L898902C3" and mrz.corrections
-    a = assess_document(mrz, TODAY, store.policy_rules(), store, hasher)
+    assert not mrz.valid and mrz.repaired_document_number == "L898902C3"
+    a = assess_document(mrz, TODAY, store.reference_data.policy_rules(), store.reference_data, hasher)
     assert a.reasons == (Reason.DOCUMENT_NUMBER_UNCONFIRMED,)

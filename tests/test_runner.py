@@ -7,6 +7,7 @@ through the loop's own thread (``in_engine``) proves the loop has turned.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,8 +19,8 @@ from kiosk.app import Kiosk
 from kiosk.flow.engine import TransactionOutcome
 from kiosk.flow.runner import LaneRunner
 from kiosk.flow.states import State
-from kiosk.remote import Request, post_request
 from kiosk.simulation.world import Breakable, SimulatedWorld
+from kiosk.store.requests import Request
 
 DEADLINE_S = 30.0
 
@@ -81,7 +82,7 @@ def test_paused_lane_serves_nobody_until_resumed(served: Served) -> None:
     served.turned()
     served.world.arrive("citizen")
     served.turned()
-    assert served.outcomes == [] and served.kiosk.store.transactions(10) == []
+    assert served.outcomes == [] and served.kiosk.store.transactions.recent(10) == []
     served.runner.resume_when_healthy().result(DEADLINE_S)
     wait_until(lambda: served.outcomes, "served after resuming")
     assert served.outcomes[0].decision == "OPEN"
@@ -118,10 +119,14 @@ def test_a_failed_turn_is_survived(served: Served, caplog: pytest.LogCaptureFixt
     # Queued past the agent's validation, a hub request the engine cannot act on makes every turn
     # raise until it is withdrawn: the loop logs it and goes on.
     store = served.kiosk.store
-    store.post_request("bad-1", "open_exit_door", {"hold_s": "not a number"})
+    with sqlite3.connect(store.path) as db:  # what an older agent without the check could have queued
+        db.execute(
+            "INSERT INTO remote_requests (command_id, name, args, requested_at) VALUES (?, ?, ?, ?)",
+            ("bad-1", "open_exit_door", json.dumps({"hold_s": "not a number"}), "2026-12-04T00:00:00Z"),
+        )
     served.turned()
     assert "engine turn failed" in caplog.text
-    store.finish_request("bad-1", "withdrawn by the test")
+    store.requests.finish("bad-1", "withdrawn by the test")
     assert served.serve().decision == "OPEN"
 
 
@@ -133,11 +138,11 @@ def test_hub_restart_request_ends_the_loop_with_its_exit_code(kiosk: Kiosk, comm
     lane.runner.start()
     try:
         assert lane.serve().decision == "OPEN"
-        post_request(kiosk.store, Request("c-1", command, {}))
+        kiosk.store.requests.post(Request("c-1", command, {}))
         assert lane.runner.stopped.wait(DEADLINE_S)
         assert lane.runner.exit_code == code and told == [code]
         assert not lane.runner.running
-        assert kiosk.store.open_requests() == []
+        assert kiosk.store.requests.open() == []
     finally:
         lane.runner.stop()
 
@@ -148,15 +153,15 @@ def test_training_toggle_applies_to_the_next_transaction(served: Served) -> None
     trained = served.serve()
     served.runner.set_training(False).result(DEADLINE_S)
     real = served.serve()
-    assert store.transaction(trained.transaction_id)["training"] is True
-    assert store.transaction(real.transaction_id)["training"] is False
+    assert store.transactions.get(trained.transaction_id)["training"] is True
+    assert store.transactions.get(real.transaction_id)["training"] is False
 
 
 def test_self_test_rehearses_a_passage_as_training(served: Served) -> None:
     runner, store = served.runner, served.kiosk.store
     runner.pause()
     assert runner.self_test(served.world.rehearsal).result(DEADLINE_S) is None
-    rows = store.transactions(10)
+    rows = store.transactions.recent(10)
     assert len(rows) == 1 and rows[0]["decision"] == "OPEN" and rows[0]["training"] is True
     assert served.kiosk.engine.training is False
     served.world.break_device("gate", "jammed")
@@ -167,7 +172,7 @@ def test_feedback_and_help_are_recorded_through_the_engine(served: Served) -> No
     outcome = served.serve()
     served.runner.record_feedback(outcome.transaction_id, {"rating": 4}).result(DEADLINE_S)
     served.runner.request_help().result(DEADLINE_S)
-    events = {e.type: json.loads(e.payload) for e in served.kiosk.store.pending_events(1000)}
+    events = {e.type: json.loads(e.payload) for e in served.kiosk.store.outbox.pending(1000)}
     assert events["feedback"] == {"transaction_id": outcome.transaction_id, "rating": 4}
     assert events["help"]["transaction_id"] is None
 

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,6 +29,8 @@ from sqlite_utils import Database
 from kiosk.store import (
     LATEST_VERSION,
     EventType,
+    FinishedTransaction,
+    OutboxEvent,
     SchemaVersionError,
     Store,
     StoreError,
@@ -83,19 +86,23 @@ def pragma(path: Path, name: str) -> object:
         conn.close()
 
 
-def finish(store: Store, txn_id: str, **overrides: object) -> object:
-    arguments: dict[str, object] = {
+def finish(store: Store, txn_id: str, **overrides: Any) -> OutboxEvent:
+    arguments: dict[str, Any] = {
         "decision": "OPEN",
-        "reasons": [],
-        "stage_ms": {"document": 812, "face": 440.5},
+        "reasons": (),
+        "stage_ms": {"document_read": 812, "face_match": 440.5},
+        "path": ("document_read", "face_match", "done"),
         "document_format": "TD3",
         "nationality": "MYS",
         "entitlement": "visa_exempt",
+        "document_hash": "ab" * 32,
         "face_score": 0.83,
-        "event_payload": {"decision": "OPEN", "lane": 3},
+        "face_attempts": 2,
+        "face_quality": {"sharpness": 0.7},
+        "fingerprint_score": None,
     }
     arguments.update(overrides)
-    return store.finish_transaction(txn_id, **arguments)  # type: ignore[arg-type]
+    return store.transactions.finish(FinishedTransaction(id=txn_id, **arguments))
 
 
 def subprocess_env() -> dict[str, str]:
@@ -128,16 +135,16 @@ def test_open_creates_schema_from_empty_file(store: Store, store_path: Path) -> 
 
 def test_reopen_is_idempotent_and_keeps_data(store_path: Path) -> None:
     with Store.open(store_path) as first:
-        txn_id = first.begin_transaction(versions=VERSIONS, training=False)
-        event = first.add_event(EventType.STATE, {"mode": "in_service"})
-        first.set_meta("mode", "in_service")
+        txn_id = first.transactions.begin(versions=VERSIONS, training=False)
+        event = first.outbox.add(EventType.STATE, {"mode": "in_service"})
+        first.meta.set("mode", "in_service")
     schema_before = sorted(raw(store_path).execute("SELECT type, name, sql FROM sqlite_master").fetchall())
 
     for _ in range(2):
         with Store.open(store_path) as again:
-            assert again.transaction(txn_id)["status"] == "in_progress"
-            assert [e.event_id for e in again.pending_events(10)] == [event.event_id]
-            assert again.get_meta("mode") == "in_service"
+            assert again.transactions.get(txn_id)["status"] == "in_progress"
+            assert [e.event_id for e in again.outbox.pending(10)] == [event.event_id]
+            assert again.meta.get("mode") == "in_service"
     schema_after = sorted(raw(store_path).execute("SELECT type, name, sql FROM sqlite_master").fetchall())
     assert schema_after == schema_before
     assert pragma(store_path, "user_version") == LATEST_VERSION
@@ -244,10 +251,10 @@ def test_transactions_table_has_no_room_for_personal_data(store_path: Path, stor
 
 
 def test_begin_records_in_progress_row_with_versions(store: Store) -> None:
-    store.apply_dataset("visa_exempt", "ve-12", [{"nationality": "MYS", "max_stay_days": 30}])
-    txn_id = store.begin_transaction(versions=VERSIONS, training=True)
+    store.reference_data.apply("visa_exempt", "ve-12", [{"nationality": "MYS", "max_stay_days": 30}])
+    txn_id = store.transactions.begin(versions=VERSIONS, training=True)
 
-    row = store.transaction(txn_id)
+    row = store.transactions.get(txn_id)
     assert row["status"] == "in_progress"
     assert row["decision"] is None
     assert row["finished_at"] is None
@@ -255,25 +262,25 @@ def test_begin_records_in_progress_row_with_versions(store: Store) -> None:
     assert row["reference_versions"] == {"visa_exempt": "ve-12"}
     assert row["training"] is True
     assert datetime.fromisoformat(row["started_at"]) == datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-    assert store.count_transactions() == 1
+    assert store.transactions.count() == 1
 
 
 def test_begin_rejects_unknown_version_keys(store: Store) -> None:
     with pytest.raises(ValueError, match="unknown version key"):
-        store.begin_transaction(versions={"kiosk": "1", "firmware": "2"}, training=False)
-    assert store.count_transactions() == 0
+        store.transactions.begin(versions={"kiosk": "1", "firmware": "2"}, training=False)
+    assert store.transactions.count() == 0
 
 
 def test_finish_updates_row_and_queues_event(store: Store, clock: FakeClock) -> None:
-    txn_id = store.begin_transaction(versions=VERSIONS, training=False)
+    txn_id = store.transactions.begin(versions=VERSIONS, training=False)
     clock.advance(seconds=4)
     event = finish(store, txn_id, reasons=["FACE_OK"])
 
-    row = store.transaction(txn_id)
+    row = store.transactions.get(txn_id)
     assert row["status"] == "finished"
     assert row["decision"] == "OPEN"
     assert row["reasons"] == ["FACE_OK"]
-    assert row["stage_ms"] == {"document": 812, "face": 440.5}
+    assert row["stage_ms"] == {"document_read": 812, "face_match": 440.5}
     assert (row["document_format"], row["nationality"], row["entitlement"]) == ("TD3", "MYS", "visa_exempt")
     assert row["face_score"] == pytest.approx(0.83)
     assert datetime.fromisoformat(row["finished_at"]) - datetime.fromisoformat(
@@ -281,36 +288,51 @@ def test_finish_updates_row_and_queues_event(store: Store, clock: FakeClock) -> 
     ) == timedelta(seconds=4)
 
     assert event.type is EventType.TRANSACTION
-    assert event.data == {"decision": "OPEN", "lane": 3, "transaction_id": txn_id}
+    # Every fact once: the event is derived from the same record, plus the row's versions and flag.
+    assert event.data == {
+        "transaction_id": txn_id,
+        "decision": "OPEN",
+        "reasons": ["FACE_OK"],
+        "stage_ms": {"document_read": 812, "face_match": 440.5},
+        "path": ["document_read", "face_match", "done"],
+        "document_format": "TD3",
+        "nationality": "MYS",
+        "entitlement": "visa_exempt",
+        "document_hash": "ab" * 32,
+        "face": {"score": 0.83, "attempts": 2, "quality": {"sharpness": 0.7}},
+        "fingerprint": {"score": None},
+        "versions": VERSIONS,
+        "training": False,
+    }
     assert event.training is False
-    assert store.pending_events(10) == [event]
+    assert store.outbox.pending(10) == [event]
 
 
 def test_training_flag_follows_transaction_into_outbox(store: Store) -> None:
-    txn_id = store.begin_transaction(versions=VERSIONS, training=True)
+    txn_id = store.transactions.begin(versions=VERSIONS, training=True)
     event = finish(store, txn_id)
-    assert event.training is True
-    assert store.pending_events(10)[0].training is True
+    assert event.training is True and event.data["training"] is True
+    assert store.outbox.pending(10)[0].training is True
 
 
 def test_decision_aborted_gives_status_aborted(store: Store) -> None:
-    txn_id = store.begin_transaction(versions=VERSIONS, training=False)
+    txn_id = store.transactions.begin(versions=VERSIONS, training=False)
     finish(store, txn_id, decision="ABORTED", reasons=["GATE_FAULT"], nationality=None, face_score=None)
-    row = store.transaction(txn_id)
+    row = store.transactions.get(txn_id)
     assert (row["status"], row["decision"], row["face_score"]) == ("aborted", "ABORTED", None)
 
 
 def test_finishing_twice_or_unknown_id_is_refused(store: Store) -> None:
-    txn_id = store.begin_transaction(versions=VERSIONS, training=False)
+    txn_id = store.transactions.begin(versions=VERSIONS, training=False)
     finish(store, txn_id)
     with pytest.raises(TransactionStateError, match="already finished"):
         finish(store, txn_id, decision="REFER")
     with pytest.raises(UnknownTransactionError):
         finish(store, "0190c0de-0000-7000-8000-000000000000")
     with pytest.raises(LookupError):
-        store.transaction("0190c0de-0000-7000-8000-000000000000")
-    assert store.transaction(txn_id)["decision"] == "OPEN"
-    assert store.backlog() == 1
+        store.transactions.get("0190c0de-0000-7000-8000-000000000000")
+    assert store.transactions.get(txn_id)["decision"] == "OPEN"
+    assert store.outbox.backlog() == 1
 
 
 @pytest.mark.parametrize(
@@ -321,35 +343,24 @@ def test_finishing_twice_or_unknown_id_is_refused(store: Store) -> None:
         ("reasons", "FACE_OK"),
         ("reasons", ["traveller said: Ahmad bin Ali"]),
         ("stage_ms", {"face": -1}),
+        ("path", ["document_read", "Ahmad bin Ali"]),
         ("face_score", float("nan")),
-        ("event_payload", {"surname": "ALI"}),
-        ("event_payload", {"checks": [{"portrait": "..."}]}),
-        ("event_payload", {"transaction_id": "someone-else"}),
+        ("face_quality", {"frame": object()}),
+        ("face_attempts", -1),
+        ("document_hash", "A1234567"),  # a raw document number, not its keyed hash
+        ("fingerprint_score", 0.5),
     ],
 )
 def test_finish_rejects_bad_arguments_without_side_effects(store: Store, field: str, value: object) -> None:
-    txn_id = store.begin_transaction(versions=VERSIONS, training=False)
+    txn_id = store.transactions.begin(versions=VERSIONS, training=False)
     with pytest.raises(ValueError):
         finish(store, txn_id, **{field: value})
-    assert store.transaction(txn_id)["status"] == "in_progress"
-    assert store.backlog() == 0
-
-
-def test_finish_is_atomic_when_payload_cannot_be_serialised(store: Store, store_path: Path) -> None:
-    txn_id = store.begin_transaction(versions=VERSIONS, training=False)
-    # Passes the key checks, fails only at serialisation - i.e. after the UPDATE ran.
-    with pytest.raises(ValueError, match="JSON"):
-        finish(store, txn_id, event_payload={"frame": object()})
-
-    row = store.transaction(txn_id)
-    assert (row["status"], row["decision"], row["finished_at"]) == ("in_progress", None, None)
-    conn = raw(store_path)
-    assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
-    conn.close()
+    assert store.transactions.get(txn_id)["status"] == "in_progress"
+    assert store.outbox.backlog() == 0
 
 
 def test_finish_is_atomic_when_outbox_insert_fails_in_sqlite(store: Store, store_path: Path) -> None:
-    txn_id = store.begin_transaction(versions=VERSIONS, training=False)
+    txn_id = store.transactions.begin(versions=VERSIONS, training=False)
     conn = raw(store_path)
     conn.execute(
         "CREATE TRIGGER injected_failure BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'injected'); END"
@@ -364,34 +375,36 @@ def test_finish_is_atomic_when_outbox_insert_fails_in_sqlite(store: Store, store
     conn.execute("DROP TRIGGER injected_failure")
     conn.close()
     event = finish(store, txn_id)
-    assert store.transaction(txn_id)["status"] == "finished"
-    assert store.pending_events(10) == [event]
+    assert store.transactions.get(txn_id)["status"] == "finished"
+    assert store.outbox.pending(10) == [event]
 
 
 def test_record_decision_is_provisional_until_finish(store: Store, clock: FakeClock) -> None:
-    txn_id = store.begin_transaction(versions=VERSIONS, training=False)
+    txn_id = store.transactions.begin(versions=VERSIONS, training=False)
     clock.advance(seconds=2)
-    store.record_decision(txn_id, decision="REFER", reasons=["NO_ENTITLEMENT"])
-    row = store.transaction(txn_id)
+    store.transactions.record_decision(txn_id, decision="REFER", reasons=["NO_ENTITLEMENT"])
+    row = store.transactions.get(txn_id)
     assert (row["status"], row["decision"]) == ("in_progress", None)
     assert (row["provisional_decision"], row["provisional_reasons"]) == ("REFER", ["NO_ENTITLEMENT"])
     assert row["decided_at"] == "2025-03-01T08:00:02.000Z"
-    assert store.backlog() == 0  # nothing is published for a provisional decision
+    assert store.outbox.backlog() == 0  # nothing is published for a provisional decision
 
     finish(store, txn_id, decision="REFER", reasons=["NO_ENTITLEMENT"])
     with pytest.raises(TransactionStateError):
-        store.record_decision(txn_id, decision="OPEN", reasons=[])
+        store.transactions.record_decision(txn_id, decision="OPEN", reasons=[])
     with pytest.raises(UnknownTransactionError):
-        store.record_decision("0190c0de-0000-7000-8000-000000000000", decision="OPEN", reasons=[])
-    with pytest.raises(ValueError):
-        store.record_decision(
-            store.begin_transaction(versions=VERSIONS, training=False), decision="?", reasons=[]
+        store.transactions.record_decision(
+            "0190c0de-0000-7000-8000-000000000000", decision="OPEN", reasons=[]
         )
-    assert store.transaction(txn_id)["provisional_decision"] == "REFER"
+    with pytest.raises(ValueError):
+        store.transactions.record_decision(
+            store.transactions.begin(versions=VERSIONS, training=False), decision="?", reasons=[]
+        )
+    assert store.transactions.get(txn_id)["provisional_decision"] == "REFER"
 
 
 def test_record_decision_failure_leaves_no_trace(store: Store, store_path: Path) -> None:
-    txn_id = store.begin_transaction(versions=VERSIONS, training=False)
+    txn_id = store.transactions.begin(versions=VERSIONS, training=False)
     conn = raw(store_path)
     conn.execute(
         "CREATE TRIGGER injected_failure BEFORE UPDATE ON transactions"
@@ -399,36 +412,33 @@ def test_record_decision_failure_leaves_no_trace(store: Store, store_path: Path)
     )
     conn.close()
     with pytest.raises(StoreError, match="injected"):
-        store.record_decision(txn_id, decision="OPEN", reasons=[])
-    row = store.transaction(txn_id)
+        store.transactions.record_decision(txn_id, decision="OPEN", reasons=[])
+    row = store.transactions.get(txn_id)
     assert (row["provisional_decision"], row["decided_at"]) == (None, None)
 
 
 def test_transactions_listing_newest_first(store: Store, clock: FakeClock) -> None:
     ids = []
     for _ in range(5):
-        ids.append(store.begin_transaction(versions=VERSIONS, training=False))
+        ids.append(store.transactions.begin(versions=VERSIONS, training=False))
         clock.advance(seconds=1)
-    assert [row["id"] for row in store.transactions(limit=3)] == ids[::-1][:3]
-    assert store.count_transactions() == 5
+    assert [row["id"] for row in store.transactions.recent(limit=3)] == ids[::-1][:3]
+    assert store.transactions.count() == 5
     with pytest.raises(ValueError):
-        store.transactions(limit=0)
+        store.transactions.recent(limit=0)
 
 
 CRASHING_KIOSK = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from kiosk.store import Store
+    from kiosk.store import FinishedTransaction, Store
 
     store = Store.open(Path(sys.argv[1]))
-    done = store.begin_transaction(versions={"kiosk": "0.1.0"}, training=False)
-    store.finish_transaction(
-        done, decision="OPEN", reasons=[], stage_ms={}, document_format="TD3", nationality="IDN",
-        entitlement="citizen", face_score=0.9, event_payload={},
-    )
-    live = store.begin_transaction(versions={"kiosk": "0.1.0"}, training=True)
-    store.record_decision(live, decision="OPEN", reasons=[])  # about to open the door...
+    done = store.transactions.begin(versions={"kiosk": "0.1.0"}, training=False)
+    store.transactions.finish(FinishedTransaction(id=done, decision="OPEN", face_score=0.9))
+    live = store.transactions.begin(versions={"kiosk": "0.1.0"}, training=True)
+    store.transactions.record_decision(live, decision="OPEN", reasons=[])  # about to open the door...
     print(done, live, flush=True)
     time.sleep(120)  # killed with SIGKILL long before this ends
     """
@@ -457,19 +467,19 @@ def test_abort_unfinished_after_sigkill(store_path: Path) -> None:
     assert child.returncode == -signal.SIGKILL
 
     with Store.open(store_path) as store:
-        assert store.transaction(live_id)["status"] == "in_progress"  # the kill lost nothing committed
-        assert store.abort_unfinished() == [live_id]
+        assert store.transactions.get(live_id)["status"] == "in_progress"  # the kill lost nothing committed
+        assert store.transactions.abort_unfinished() == [live_id]
 
-        aborted = store.transaction(live_id)
+        aborted = store.transactions.get(live_id)
         assert (aborted["status"], aborted["decision"], aborted["reasons"]) == (
             "aborted",
             "ABORTED",
             ["INTERRUPTED"],
         )
         assert aborted["finished_at"] is not None
-        assert store.transaction(done_id)["status"] == "finished"
+        assert store.transactions.get(done_id)["status"] == "finished"
 
-        events = store.pending_events(10)
+        events = store.outbox.pending(10)
         assert [e.type for e in events] == [EventType.TRANSACTION, EventType.ALERT]
         assert events[1].data == {
             "alert": "transaction_interrupted",
@@ -477,19 +487,19 @@ def test_abort_unfinished_after_sigkill(store_path: Path) -> None:
             "provisional_decision": "OPEN",
         }
         assert events[1].training is True
-        assert store.abort_unfinished() == []
+        assert store.transactions.abort_unfinished() == []
 
 
 # ---------------------------------------------------------------------------------------- outbox
 
 
 def test_pending_events_page_in_seq_order(store: Store) -> None:
-    added = [store.add_event("audit", {"n": n}) for n in range(7)]
+    added = [store.outbox.add("audit", {"n": n}) for n in range(7)]
     seqs = [e.seq for e in added]
     assert seqs == sorted(seqs) and len(set(seqs)) == 7
 
     pages, after = [], None
-    while page := store.pending_events(3, after_seq=after):
+    while page := store.outbox.pending(3, after_seq=after):
         pages.append([e.data["n"] for e in page])
         after = page[-1].seq
     assert pages == [[0, 1, 2], [3, 4, 5], [6]]
@@ -498,63 +508,65 @@ def test_pending_events_page_in_seq_order(store: Store) -> None:
 
 def test_add_event_validates(store: Store) -> None:
     with pytest.raises(ValueError):
-        store.add_event("gossip", {})
+        store.outbox.add("gossip", {})
     with pytest.raises(ValueError):
-        store.add_event("help", {"image": "base64..."})
+        store.outbox.add("help", {"image": "base64..."})
     with pytest.raises(ValueError):
-        store.add_event("help", {"raw": b"\x00\x01"})
+        store.outbox.add("help", {"raw": b"\x00\x01"})
     with pytest.raises(ValueError):
-        store.add_event("help", {}, schema=0)
-    assert store.backlog() == 0
-    event = store.add_event(EventType.HELP, {"at": datetime(2025, 1, 1, tzinfo=UTC)}, training=True, schema=2)
+        store.outbox.add("help", {}, schema=0)
+    assert store.outbox.backlog() == 0
+    event = store.outbox.add(
+        EventType.HELP, {"at": datetime(2025, 1, 1, tzinfo=UTC)}, training=True, schema=2
+    )
     assert event.data == {"at": "2025-01-01T00:00:00.000Z"}
     assert (event.schema, event.training) == (2, True)
 
 
 def test_mark_delivered_is_idempotent_and_shrinks_backlog(store: Store) -> None:
-    events = [store.add_event("feedback", {"stars": n}) for n in range(4)]
-    assert store.backlog() == 4
-    assert store.mark_delivered([events[0].seq, events[2].seq]) == 2
-    assert store.mark_delivered([events[0].seq]) == 0
-    assert store.mark_delivered([]) == 0
-    assert store.backlog() == 2
-    assert [e.seq for e in store.pending_events(10)] == [events[1].seq, events[3].seq]
-    delivered = store.event(events[0].seq)
+    events = [store.outbox.add("feedback", {"stars": n}) for n in range(4)]
+    assert store.outbox.backlog() == 4
+    assert store.outbox.mark_delivered([events[0].seq, events[2].seq]) == 2
+    assert store.outbox.mark_delivered([events[0].seq]) == 0
+    assert store.outbox.mark_delivered([]) == 0
+    assert store.outbox.backlog() == 2
+    assert [e.seq for e in store.outbox.pending(10)] == [events[1].seq, events[3].seq]
+    delivered = store.outbox.get(events[0].seq)
     assert delivered is not None and delivered.delivered_at is not None
 
 
 def test_seq_strictly_increases_across_compaction_and_reopen(store_path: Path, clock: FakeClock) -> None:
     with Store.open(store_path, now=clock.now) as store:
-        first = [store.add_event("audit", {"n": n}) for n in range(5)]
-        store.mark_delivered(e.seq for e in first)
+        first = [store.outbox.add("audit", {"n": n}) for n in range(5)]
+        store.outbox.mark_delivered(e.seq for e in first)
         clock.advance(days=8)
         # Deletes everything, including the row holding the highest seq.
-        assert store.compact(clock.now() - timedelta(days=7)) == 5
-        assert store.pending_events(10) == []
-        after_compaction = store.add_event("audit", {"n": 5})
+        assert store.outbox.compact(clock.now() - timedelta(days=7)) == 5
+        assert store.outbox.pending(10) == []
+        after_compaction = store.outbox.add("audit", {"n": 5})
         assert after_compaction.seq > max(e.seq for e in first)
-        store.mark_delivered([after_compaction.seq])
+        store.outbox.mark_delivered([after_compaction.seq])
         clock.advance(days=8)
-        assert store.compact(clock.now()) == 1
+        assert store.outbox.compact(clock.now()) == 1
 
     with Store.open(store_path, now=clock.now) as store:
-        after_reopen = store.add_event("audit", {"n": 6})
+        after_reopen = store.outbox.add("audit", {"n": 6})
         assert after_reopen.seq > after_compaction.seq
 
 
 def test_compact_keeps_undelivered_and_recently_delivered(store: Store, clock: FakeClock) -> None:
-    old, recent, pending = (store.add_event("audit", {"n": n}) for n in range(3))
-    store.mark_delivered([old.seq])
+    old, recent, pending = (store.outbox.add("audit", {"n": n}) for n in range(3))
+    store.outbox.mark_delivered([old.seq])
     clock.advance(days=10)
-    store.mark_delivered([recent.seq])
+    store.outbox.mark_delivered([recent.seq])
     clock.advance(days=1)
 
-    assert store.compact(clock.now() - timedelta(days=7)) == 1
-    assert store.event(old.seq) is None
-    assert store.event(recent.seq) is not None
-    assert [e.seq for e in store.pending_events(10)] == [pending.seq]
+    assert store.outbox.compact(clock.now() - timedelta(days=7)) == 1
+    assert store.outbox.get(old.seq) is None
+    assert store.outbox.get(recent.seq) is not None
+    assert [e.seq for e in store.outbox.pending(10)] == [pending.seq]
     with pytest.raises(ValueError, match="naive"):
-        store.compact(datetime(2025, 1, 1))
+        store.outbox.compact(datetime(2025, 1, 1))
 
 
 outbox_ops = st.lists(
@@ -580,23 +592,23 @@ def test_outbox_invariants_hold_for_any_operation_sequence(ops: list[tuple[str, 
         try:
             for op, n in ops:
                 if op == "add":
-                    issued.extend(store.add_event("audit", {"i": len(issued)}).seq for _ in range(n))
+                    issued.extend(store.outbox.add("audit", {"i": len(issued)}).seq for _ in range(n))
                 elif op == "deliver":
                     chosen = [s for s in issued if s not in delivered][:n]
-                    assert store.mark_delivered(chosen) == len(chosen)
+                    assert store.outbox.mark_delivered(chosen) == len(chosen)
                     delivered.update(chosen)
                 elif op == "compact":
                     clock.advance(seconds=1)
-                    store.compact(clock.now())
+                    store.outbox.compact(clock.now())
                 else:
                     store.close()
                     store = Store.open(path, now=clock.now)
                 clock.advance(seconds=1)
                 assert issued == sorted(set(issued)), "seqs must strictly increase and never repeat"
-                assert [e.seq for e in store.pending_events(1000)] == [
+                assert [e.seq for e in store.outbox.pending(1000)] == [
                     s for s in issued if s not in delivered
                 ]
-                assert store.backlog() == len(issued) - len(delivered)
+                assert store.outbox.backlog() == len(issued) - len(delivered)
         finally:
             store.close()
 
@@ -612,7 +624,7 @@ def test_two_connections_write_concurrently(store_path: Path) -> None:
         try:
             with Store.open(store_path) as own:
                 for n in range(40):
-                    seq = own.add_event("state", {"writer": tag, "n": n}).seq
+                    seq = own.outbox.add("state", {"writer": tag, "n": n}).seq
                     with lock:
                         seqs.append(seq)
         except BaseException as exc:  # reported below; a thread's exception is otherwise lost
@@ -626,7 +638,7 @@ def test_two_connections_write_concurrently(store_path: Path) -> None:
     assert errors == []
     assert len(seqs) == len(set(seqs)) == 80
     with Store.open(store_path) as store:
-        assert store.backlog() == 80
+        assert store.outbox.backlog() == 80
 
 
 def test_one_store_shared_by_worker_threads(store: Store) -> None:
@@ -635,7 +647,7 @@ def test_one_store_shared_by_worker_threads(store: Store) -> None:
     def worker() -> None:
         try:
             for _ in range(15):
-                txn_id = store.begin_transaction(versions=VERSIONS, training=False)
+                txn_id = store.transactions.begin(versions=VERSIONS, training=False)
                 finish(store, txn_id)
         except BaseException as exc:
             errors.append(exc)
@@ -646,18 +658,18 @@ def test_one_store_shared_by_worker_threads(store: Store) -> None:
     for thread in threads:
         thread.join(timeout=60)
     assert errors == []
-    assert store.count_transactions() == 60
-    assert store.backlog() == 60
+    assert store.transactions.count() == 60
+    assert store.outbox.backlog() == 60
 
 
 def test_meta_persists(store_path: Path) -> None:
     with Store.open(store_path) as store:
-        assert store.get_meta("mode") is None
-        store.set_meta("mode", "maintenance")
-        store.set_meta("mode", "in_service")
+        assert store.meta.get("mode") is None
+        store.meta.set("mode", "maintenance")
+        store.meta.set("mode", "in_service")
     with Store.open(store_path) as store:
-        assert store.get_meta("mode") == "in_service"
-        assert store.meta() == {"mode": "in_service"}
+        assert store.meta.get("mode") == "in_service"
+        assert store.meta.all() == {"mode": "in_service"}
 
 
 def test_closed_store_raises_store_error(store_path: Path) -> None:
@@ -665,7 +677,7 @@ def test_closed_store_raises_store_error(store_path: Path) -> None:
     store.close()
     store.close()  # idempotent
     with pytest.raises(StoreError, match="closed"):
-        store.backlog()
+        store.outbox.backlog()
 
 
 # ---------------------------------------------------------------------------------------- failure modes
@@ -763,7 +775,7 @@ def test_read_only_directory_for_existing_store(shared_dir: Path) -> None:
     directory.chmod(0o777)
     path = directory / "gerbang.sqlite3"
     with Store.open(path) as store:
-        store.add_event("audit", {"n": 1})
+        store.outbox.add("audit", {"n": 1})
     path.chmod(0o666)  # the file itself is writable; only the directory will not be
     assert open_without_privileges(path) is None
 
@@ -774,7 +786,7 @@ def test_read_only_directory_for_existing_store(shared_dir: Path) -> None:
     assert "not writable" in message
     directory.chmod(0o755)
     with Store.open(path) as store:
-        assert store.backlog() == 1
+        assert store.outbox.backlog() == 1
 
 
 def test_full_disk_raises_store_error_and_keeps_committed_data(store_path: Path) -> None:
@@ -782,25 +794,25 @@ def test_full_disk_raises_store_error_and_keeps_committed_data(store_path: Path)
     size_cap = 96 * 1024
     stored: list[int] = []
     with Store.open(store_path, max_bytes=size_cap) as store:
-        txn_id = store.begin_transaction(versions=VERSIONS, training=False)
+        txn_id = store.transactions.begin(versions=VERSIONS, training=False)
         with pytest.raises(StoreError) as info:
             for n in range(10_000):
-                stored.append(store.add_event("audit", {"n": n, "padding": "x" * 1500}).seq)
+                stored.append(store.outbox.add("audit", {"n": n, "padding": "x" * 1500}).seq)
         assert str(store_path) in str(info.value)
         assert "full" in str(info.value)
         assert 0 < len(stored) < 10_000
 
         # With no room for its event, the finish must not half-happen.
         with pytest.raises(StoreError, match="full"):
-            finish(store, txn_id, event_payload={"padding": "y" * 4000})
-        assert store.transaction(txn_id)["status"] == "in_progress"
-        assert store.backlog() == len(stored)
+            finish(store, txn_id, face_quality={f"figure_{i}": 0.5 for i in range(300)})
+        assert store.transactions.get(txn_id)["status"] == "in_progress"
+        assert store.outbox.backlog() == len(stored)
 
     with Store.open(store_path) as store:  # no cap: as after the operator freed space
-        assert [e.seq for e in store.pending_events(10_000)] == stored
-        assert [e.data["n"] for e in store.pending_events(10_000)] == list(range(len(stored)))
+        assert [e.seq for e in store.outbox.pending(10_000)] == stored
+        assert [e.data["n"] for e in store.outbox.pending(10_000)] == list(range(len(stored)))
         finish(store, txn_id)
-        assert store.transaction(txn_id)["status"] == "finished"
+        assert store.transactions.get(txn_id)["status"] == "finished"
 
 
 def test_file_that_is_not_a_database(store_path: Path) -> None:
@@ -814,8 +826,8 @@ def test_file_that_is_not_a_database(store_path: Path) -> None:
 def test_corrupt_pages_detected_at_open(store_path: Path) -> None:
     with Store.open(store_path) as store:
         for n in range(300):
-            store.begin_transaction(versions=VERSIONS, training=False)
-            store.add_event("audit", {"n": n, "padding": "z" * 200})
+            store.transactions.begin(versions=VERSIONS, training=False)
+            store.outbox.add("audit", {"n": n, "padding": "z" * 200})
     page_size = pragma(store_path, "page_size")
     assert isinstance(page_size, int)
     data = bytearray(store_path.read_bytes())
@@ -830,11 +842,11 @@ def test_corrupt_pages_detected_at_open(store_path: Path) -> None:
 
     # Without the start-up check the corruption still surfaces as a StoreError, never silently.
     with Store.open(store_path, check_integrity=False) as store, pytest.raises(StoreError, match="corrupt"):
-        store.transactions(limit=1000)
+        store.transactions.recent(limit=1000)
 
 
 def test_outbox_rows_round_trip_as_json(store: Store, store_path: Path) -> None:
-    event = store.add_event("alert", {"alert": "camera_failed", "detail": {"retries": 3, "ok": False}})
+    event = store.outbox.add("alert", {"alert": "camera_failed", "detail": {"retries": 3, "ok": False}})
     conn = raw(store_path)
     payload, event_type, ts = conn.execute(
         "SELECT payload, type, ts FROM outbox WHERE seq = ?", (event.seq,)
@@ -845,3 +857,16 @@ def test_outbox_rows_round_trip_as_json(store: Store, store_path: Path) -> None:
     assert event_type == "alert"
     assert ts == "2025-03-01T08:00:00.000Z"
     assert event.to_dict()["ts"] == ts
+
+
+def test_add_many_is_all_or_nothing_and_backup_copies_a_live_store(store: Store, tmp_path: Path) -> None:
+    added = store.outbox.add_many("audit", ({"n": n} for n in range(3)))
+    assert [e.data for e in added] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    with pytest.raises(ValueError, match="personal or biometric"):
+        store.outbox.add_many("audit", [{"n": 3}, {"surname": "ALI"}])
+    assert store.outbox.backlog() == 3
+
+    copy = tmp_path / "copy.sqlite3"
+    store.backup(copy)
+    with Store.open(copy) as copied:
+        assert copied.outbox.pending(10) == store.outbox.pending(10)

@@ -1,4 +1,4 @@
-"""Reference datasets in the store: validation, atomic replacement, and the ReferenceLookup read side."""
+"""Reference datasets in the store: validation, atomic replacement, and the ReferenceDataLookup read side."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.privacy import IdentifierHasher
-from kiosk.reference import Dataset, EVisaRecord, PolicyRules, ReferenceLookup, WatchlistEntry
+from kiosk.reference_data import Dataset, EVisaRecord, PolicyRules, ReferenceDataLookup, WatchlistEntry
 from kiosk.store import ReferenceDataError, Store, StoreError, canonical_sha256
 
 HASHER = IdentifierHasher(b"test-fleet-key-0123456789abcdef")
@@ -69,24 +69,24 @@ POLICY = {
 }
 
 
-def lookups(reference: ReferenceLookup) -> tuple[object, ...]:
+def lookups(reference_data: ReferenceDataLookup) -> tuple[object, ...]:
     """Everything the policy can see, through the protocol type only."""
     return (
-        reference.policy_rules(),
-        reference.evisa_records(PASSPORT),
-        reference.visa_exempt_max_stay("MYS"),
-        reference.watchlist_hits(PASSPORT, PERSON),
-        reference.dataset_versions(),
+        reference_data.policy_rules(),
+        reference_data.evisa_records(PASSPORT),
+        reference_data.visa_exempt_max_stay("MYS"),
+        reference_data.watchlist_hits(PASSPORT, PERSON),
+        reference_data.dataset_versions(),
     )
 
 
 def test_empty_store_has_no_reference_data(store: Store) -> None:
-    assert lookups(store) == (None, [], None, [], {})
+    assert lookups(store.reference_data) == (None, [], None, [], {})
 
 
 def test_apply_and_look_up_every_dataset(store: Store) -> None:
-    store.apply_dataset(Dataset.POLICY, "pol-3", POLICY)
-    store.apply_dataset(
+    store.reference_data.apply(Dataset.POLICY, "pol-3", POLICY)
+    store.reference_data.apply(
         Dataset.EVISA,
         "ev-100",
         [
@@ -95,14 +95,14 @@ def test_apply_and_look_up_every_dataset(store: Store) -> None:
             evisa(document_hash=OTHER_PASSPORT, nationality="AUS"),
         ],
     )
-    store.apply_dataset(Dataset.VISA_EXEMPT, "ve-9", [{"nationality": "MYS", "max_stay_days": 30}])
-    store.apply_dataset(
+    store.reference_data.apply(Dataset.VISA_EXEMPT, "ve-9", [{"nationality": "MYS", "max_stay_days": 30}])
+    store.reference_data.apply(
         Dataset.WATCHLIST,
         "wl-41",
         [watch(PASSPORT, category="lost_stolen"), watch(PERSON, "person"), watch(OTHER_PASSPORT)],
     )
 
-    policy, evisas, max_stay, hits, versions = lookups(store)
+    policy, evisas, max_stay, hits, versions = lookups(store.reference_data)
     assert policy == PolicyRules(
         citizen_nationality="IDN",
         allowed_document_codes=("P", "PE"),
@@ -114,20 +114,20 @@ def test_apply_and_look_up_every_dataset(store: Store) -> None:
         EVisaRecord(PASSPORT, "MYS", "e-voa", date(2025, 6, 1), date(2025, 7, 1)),
     ]
     assert max_stay == 30
-    assert store.visa_exempt_max_stay("AUS") is None
+    assert store.reference_data.visa_exempt_max_stay("AUS") is None
     assert hits == [
         WatchlistEntry(PASSPORT, "document", "lost_stolen"),
         WatchlistEntry(PERSON, "person", "watchlist"),
     ]
     # A person hash must not match a document entry, nor the other way round.
-    assert store.watchlist_hits(PERSON, PASSPORT) == []
+    assert store.reference_data.watchlist_hits(PERSON, PASSPORT) == []
     assert versions == {"evisa": "ev-100", "policy": "pol-3", "visa_exempt": "ve-9", "watchlist": "wl-41"}
 
 
 def test_dataset_metadata_and_row_tags(store: Store, store_path: Path) -> None:
     records = [watch(synthetic_hash(f"w{n}")) for n in range(25)]
-    store.apply_dataset("watchlist", "wl-1", records)
-    (info,) = store.datasets()
+    store.reference_data.apply("watchlist", "wl-1", records)
+    (info,) = store.reference_data.datasets()
     assert (info.name, info.version, info.record_count) == ("watchlist", "wl-1", 25)
     assert info.sha256 == canonical_sha256(records)
     assert info.applied_at.tzinfo is not None
@@ -150,27 +150,27 @@ def test_dataset_metadata_and_row_tags(store: Store, store_path: Path) -> None:
 
 
 def test_new_version_replaces_old_completely(store: Store) -> None:
-    store.apply_dataset("watchlist", "wl-1", [watch(PASSPORT), watch(OTHER_PASSPORT)])
-    store.apply_dataset("watchlist", "wl-2", [watch(OTHER_PASSPORT, category="lost_stolen")])
-    assert store.watchlist_hits(PASSPORT, PERSON) == []
-    assert store.watchlist_hits(OTHER_PASSPORT, PERSON) == [
+    store.reference_data.apply("watchlist", "wl-1", [watch(PASSPORT), watch(OTHER_PASSPORT)])
+    store.reference_data.apply("watchlist", "wl-2", [watch(OTHER_PASSPORT, category="lost_stolen")])
+    assert store.reference_data.watchlist_hits(PASSPORT, PERSON) == []
+    assert store.reference_data.watchlist_hits(OTHER_PASSPORT, PERSON) == [
         WatchlistEntry(OTHER_PASSPORT, "document", "lost_stolen")
     ]
-    assert store.dataset_versions() == {"watchlist": "wl-2"}
-    store.apply_dataset("watchlist", "wl-3", [])  # an empty list is a valid, if short, watchlist
-    assert store.watchlist_hits(OTHER_PASSPORT, PERSON) == []
-    assert store.datasets()[0].record_count == 0
+    assert store.reference_data.dataset_versions() == {"watchlist": "wl-2"}
+    store.reference_data.apply("watchlist", "wl-3", [])  # an empty list is a valid, if short, watchlist
+    assert store.reference_data.watchlist_hits(OTHER_PASSPORT, PERSON) == []
+    assert store.reference_data.datasets()[0].record_count == 0
 
 
 def test_reapplying_same_version_is_a_no_op_but_different_content_is_refused(store: Store) -> None:
-    store.apply_dataset("visa_exempt", "ve-1", [{"nationality": "MYS", "max_stay_days": 30}])
-    applied_at = store.datasets()[0].applied_at
-    store.apply_dataset("visa_exempt", "ve-1", [{"nationality": "MYS", "max_stay_days": 30}])
-    assert store.datasets()[0].applied_at == applied_at
+    store.reference_data.apply("visa_exempt", "ve-1", [{"nationality": "MYS", "max_stay_days": 30}])
+    applied_at = store.reference_data.datasets()[0].applied_at
+    store.reference_data.apply("visa_exempt", "ve-1", [{"nationality": "MYS", "max_stay_days": 30}])
+    assert store.reference_data.datasets()[0].applied_at == applied_at
 
     with pytest.raises(ReferenceDataError, match="already applied with different content"):
-        store.apply_dataset("visa_exempt", "ve-1", [{"nationality": "MYS", "max_stay_days": 60}])
-    assert store.visa_exempt_max_stay("MYS") == 30
+        store.reference_data.apply("visa_exempt", "ve-1", [{"nationality": "MYS", "max_stay_days": 60}])
+    assert store.reference_data.visa_exempt_max_stay("MYS") == 30
 
 
 BAD_EVISA_DATASETS: list[tuple[str, list[Any]]] = [
@@ -194,13 +194,13 @@ BAD_EVISA_DATASETS: list[tuple[str, list[Any]]] = [
 )
 def test_bad_evisa_dataset_refused_and_old_version_kept(store: Store, case: str, records: list[Any]) -> None:
     good = [evisa()]
-    store.apply_dataset("evisa", "ev-1", good)
+    store.reference_data.apply("evisa", "ev-1", good)
     with pytest.raises(ReferenceDataError) as info:
-        store.apply_dataset("evisa", "ev-2", records)
+        store.reference_data.apply("evisa", "ev-2", records)
     assert "record " in str(info.value) and "'ev-2'" in str(info.value)
     assert info.value.problems
-    assert store.dataset_versions() == {"evisa": "ev-1"}
-    assert store.evisa_records(PASSPORT) == [
+    assert store.reference_data.dataset_versions() == {"evisa": "ev-1"}
+    assert store.reference_data.evisa_records(PASSPORT) == [
         EVisaRecord(PASSPORT, "MYS", "e-visa", date(2025, 1, 1), date(2025, 12, 31))
     ]
 
@@ -217,17 +217,17 @@ def test_bad_evisa_dataset_refused_and_old_version_kept(store: Store, case: str,
     ],
 )
 def test_bad_visa_exempt_dataset_refused(store: Store, records: Any) -> None:
-    store.apply_dataset("visa_exempt", "ve-1", [{"nationality": "MYS", "max_stay_days": 30}])
+    store.reference_data.apply("visa_exempt", "ve-1", [{"nationality": "MYS", "max_stay_days": 30}])
     with pytest.raises(ReferenceDataError):
-        store.apply_dataset("visa_exempt", "ve-2", records)
-    assert store.dataset_versions() == {"visa_exempt": "ve-1"}
-    assert store.visa_exempt_max_stay("THA") is None
-    assert store.visa_exempt_max_stay("MYS") == 30
+        store.reference_data.apply("visa_exempt", "ve-2", records)
+    assert store.reference_data.dataset_versions() == {"visa_exempt": "ve-1"}
+    assert store.reference_data.visa_exempt_max_stay("THA") is None
+    assert store.reference_data.visa_exempt_max_stay("MYS") == 30
 
 
 def test_icao_filler_nationality_codes_are_accepted(store: Store) -> None:
-    store.apply_dataset("visa_exempt", "ve-1", [{"nationality": "D<<", "max_stay_days": 30}])
-    assert store.visa_exempt_max_stay("D<<") == 30
+    store.reference_data.apply("visa_exempt", "ve-1", [{"nationality": "D<<", "max_stay_days": 30}])
+    assert store.reference_data.visa_exempt_max_stay("D<<") == 30
 
 
 @pytest.mark.parametrize(
@@ -239,11 +239,11 @@ def test_icao_filler_nationality_codes_are_accepted(store: Store) -> None:
     ],
 )
 def test_bad_watchlist_refused(store: Store, records: list[dict[str, str]]) -> None:
-    store.apply_dataset("watchlist", "wl-1", [watch(OTHER_PASSPORT)])
+    store.reference_data.apply("watchlist", "wl-1", [watch(OTHER_PASSPORT)])
     with pytest.raises(ReferenceDataError):
-        store.apply_dataset("watchlist", "wl-2", records)
-    assert store.watchlist_hits(PASSPORT, PERSON) == []
-    assert store.watchlist_hits(OTHER_PASSPORT, PERSON) == [
+        store.reference_data.apply("watchlist", "wl-2", records)
+    assert store.reference_data.watchlist_hits(PASSPORT, PERSON) == []
+    assert store.reference_data.watchlist_hits(OTHER_PASSPORT, PERSON) == [
         WatchlistEntry(OTHER_PASSPORT, "document", "watchlist")
     ]
 
@@ -251,18 +251,18 @@ def test_bad_watchlist_refused(store: Store, records: list[dict[str, str]]) -> N
 def test_many_problems_are_all_counted(store: Store) -> None:
     records = [evisa(nationality=str(n)) for n in range(30)]
     with pytest.raises(ReferenceDataError) as info:
-        store.apply_dataset("evisa", "ev-1", records)
+        store.reference_data.apply("evisa", "ev-1", records)
     assert len(info.value.problems) == 30
     assert "and 20 more" in str(info.value)
 
 
 @pytest.mark.parametrize("schema_version", [2, 0, "1", True])
 def test_unsupported_policy_schema_refused(store: Store, schema_version: object) -> None:
-    store.apply_dataset("policy", "pol-1", POLICY)
+    store.reference_data.apply("policy", "pol-1", POLICY)
     with pytest.raises(ReferenceDataError, match=r"schema_version .* not supported"):
-        store.apply_dataset("policy", "pol-2", {**POLICY, "schema_version": schema_version})
-    assert store.dataset_versions() == {"policy": "pol-1"}
-    rules = store.policy_rules()
+        store.reference_data.apply("policy", "pol-2", {**POLICY, "schema_version": schema_version})
+    assert store.reference_data.dataset_versions() == {"policy": "pol-1"}
+    rules = store.reference_data.policy_rules()
     assert rules is not None and rules.min_age_years == 16
 
 
@@ -276,30 +276,30 @@ def test_unsupported_policy_schema_refused(store: Store, schema_version: object)
     ],
 )
 def test_invalid_policy_refused(store: Store, policy: Any) -> None:
-    store.apply_dataset("policy", "pol-1", POLICY)
+    store.reference_data.apply("policy", "pol-1", POLICY)
     with pytest.raises(ReferenceDataError):
-        store.apply_dataset("policy", "pol-2", policy)
-    rules = store.policy_rules()
+        store.reference_data.apply("policy", "pol-2", policy)
+    rules = store.reference_data.policy_rules()
     assert rules is not None and rules.min_age_years == 16
 
 
 def test_policy_without_schema_version_defaults_to_1(store: Store) -> None:
-    store.apply_dataset("policy", "pol-1", {"min_age_years": 12})
-    rules = store.policy_rules()
+    store.reference_data.apply("policy", "pol-1", {"min_age_years": 12})
+    rules = store.reference_data.policy_rules()
     assert rules is not None and (rules.schema_version, rules.min_age_years) == (1, 12)
 
 
 @pytest.mark.parametrize(("name", "version"), [("photos", "v1"), ("watchlist", ""), ("watchlist", "v 1")])
 def test_unknown_dataset_or_bad_version_refused(store: Store, name: str, version: str) -> None:
     with pytest.raises(ReferenceDataError):
-        store.apply_dataset(name, version, [])
-    assert store.dataset_versions() == {}
+        store.reference_data.apply(name, version, [])
+    assert store.reference_data.dataset_versions() == {}
 
 
 def test_failure_while_writing_keeps_previous_version(store: Store, store_path: Path) -> None:
     old = [watch(synthetic_hash(f"old-{n}")) for n in range(300)]
     new = [watch(synthetic_hash(f"new-{n}")) for n in range(300)]
-    store.apply_dataset("watchlist", "wl-1", old)
+    store.reference_data.apply("watchlist", "wl-1", old)
     conn = raw(store_path)
     # Fails on the very last row, after the DELETE and 299 INSERTs of the new version ran.
     conn.execute(
@@ -307,11 +307,11 @@ def test_failure_while_writing_keeps_previous_version(store: Store, store_path: 
         f" WHEN NEW.subject_hash = '{new[-1]['subject_hash']}' BEGIN SELECT RAISE(ABORT, 'injected'); END"
     )
     with pytest.raises(StoreError, match="injected"):
-        store.apply_dataset("watchlist", "wl-2", new)
+        store.reference_data.apply("watchlist", "wl-2", new)
     rows = {row[0] for row in conn.execute("SELECT subject_hash FROM ref_watchlist")}
     conn.close()
     assert rows == {r["subject_hash"] for r in old}
-    assert store.dataset_versions() == {"watchlist": "wl-1"}
+    assert store.reference_data.dataset_versions() == {"watchlist": "wl-1"}
 
 
 def test_concurrent_reader_sees_old_or_new_never_partial(store_path: Path) -> None:
@@ -322,7 +322,7 @@ def test_concurrent_reader_sees_old_or_new_never_partial(store_path: Path) -> No
         for version in versions
     }
     writer = Store.open(store_path)
-    writer.apply_dataset("watchlist", versions[0], [watch(h) for h in sorted(expected[versions[0]])])
+    writer.reference_data.apply("watchlist", versions[0], [watch(h) for h in sorted(expected[versions[0]])])
 
     stop = threading.Event()
     seen: list[str] = []
@@ -356,7 +356,7 @@ def test_concurrent_reader_sees_old_or_new_never_partial(store_path: Path) -> No
     try:
         for version in versions[1:]:
             reads_before = len(seen)
-            writer.apply_dataset("watchlist", version, [watch(h) for h in sorted(expected[version])])
+            writer.reference_data.apply("watchlist", version, [watch(h) for h in sorted(expected[version])])
             # Wait until the reader has seen this version, so every version is observed at least once.
             with seen_changed:
                 assert seen_changed.wait_for(
@@ -372,11 +372,13 @@ def test_concurrent_reader_sees_old_or_new_never_partial(store_path: Path) -> No
 
 def test_second_store_sees_applied_dataset_immediately(store_path: Path) -> None:
     with Store.open(store_path) as kiosk, Store.open(store_path) as agent:
-        agent.apply_dataset("watchlist", "wl-1", [watch(PASSPORT)])
-        assert kiosk.watchlist_hits(PASSPORT, PERSON) == [WatchlistEntry(PASSPORT, "document", "watchlist")]
+        agent.reference_data.apply("watchlist", "wl-1", [watch(PASSPORT)])
+        assert kiosk.reference_data.watchlist_hits(PASSPORT, PERSON) == [
+            WatchlistEntry(PASSPORT, "document", "watchlist")
+        ]
         started = time.monotonic()
-        kiosk.apply_dataset("watchlist", "wl-2", [])
-        assert agent.dataset_versions() == {"watchlist": "wl-2"}
+        kiosk.reference_data.apply("watchlist", "wl-2", [])
+        assert agent.reference_data.dataset_versions() == {"watchlist": "wl-2"}
         assert time.monotonic() - started < 5
 
 
@@ -396,8 +398,8 @@ def test_visa_exempt_round_trip(
     with Store.open(path) as store:
         records = [{"nationality": code, "max_stay_days": days} for code, days in table.items()]
         version = canonical_sha256(records)[:16]
-        store.apply_dataset("visa_exempt", version, records)
+        store.reference_data.apply("visa_exempt", version, records)
         for code, days in table.items():
-            assert store.visa_exempt_max_stay(code) == days
-        assert store.visa_exempt_max_stay(probe) == table.get(probe)
-        assert store.datasets()[0].record_count == len(table)
+            assert store.reference_data.visa_exempt_max_stay(code) == days
+        assert store.reference_data.visa_exempt_max_stay(probe) == table.get(probe)
+        assert store.reference_data.datasets()[0].record_count == len(table)

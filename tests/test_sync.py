@@ -35,7 +35,7 @@ from hub.__main__ import main as hub_main
 from hub.bundles import bench_apply, encode, make_delta, publish_bundle, sign_bundle, synthetic_watchlist
 from hub.signer import SYNC_PRIVATE_NAME, SYNC_PUBLIC_NAME, keygen, load_private_key, sign_command
 from kiosk.privacy import IdentifierHasher
-from kiosk.reference import Dataset, PolicyRules
+from kiosk.reference_data import Dataset, PolicyRules
 from kiosk.store import Store
 from tests.mqtt_broker import MosquittoBroker
 from tests.test_edge_agent import wait_for
@@ -127,7 +127,7 @@ def assert_events_valid(db: Path, store: Store) -> None:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         seqs = [row[0] for row in conn.execute("SELECT seq FROM outbox ORDER BY seq")]
     for seq in seqs:
-        event = store.event(seq)
+        event = store.outbox.get(seq)
         assert event is not None
         schema.validate(TOPICS.event(str(event.type)), event_message(event))
 
@@ -168,12 +168,16 @@ def test_full_bundles_for_every_dataset_then_a_delta(
             assert topic == TOPICS.sync(dataset.value)
         # The handler's counters move last (after the data, the meta and the audit event).
         wait_for(lambda: agent.handler.stats.applied == 4, 20, "four datasets applied")
-        assert agent.store.dataset_versions() == {d.value: "2026-11-27.1" for d in Dataset}
+        assert agent.store.reference_data.dataset_versions() == {d.value: "2026-11-27.1" for d in Dataset}
         store = agent.store
-        assert [r.valid_until.isoformat() for r in store.evisa_records(doc("PA1000002"))] == ["2027-01-31"]
-        assert store.visa_exempt_max_stay("D<<") == 30
-        assert [h.category for h in store.watchlist_hits(doc("PX9999999"), "00" * 32)] == ["lost_stolen"]
-        assert store.policy_rules() == PolicyRules()
+        assert [r.valid_until.isoformat() for r in store.reference_data.evisa_records(doc("PA1000002"))] == [
+            "2027-01-31"
+        ]
+        assert store.reference_data.visa_exempt_max_stay("D<<") == 30
+        assert [h.category for h in store.reference_data.watchlist_hits(doc("PX9999999"), "00" * 32)] == [
+            "lost_stolen"
+        ]
+        assert store.reference_data.policy_rules() == PolicyRules()
         audits = applied(db)
         assert sorted((a["dataset"], a["kind"], a["records"]) for a in audits) == [
             ("evisa", "full", 3),
@@ -195,10 +199,10 @@ def test_full_bundles_for_every_dataset_then_a_delta(
         )
         publish_bundle("127.0.0.1", broker.port, SITE, bundle)
         wait_for(lambda: agent.handler.stats.applied == 5, 20, "delta applied")
-        assert store.dataset_versions()["evisa"] == "2026-11-28.1"
-        assert store.evisa_records(doc("PA1000002")) == []
-        assert len(store.evisa_records(doc("PA1000004"))) == 1
-        assert len(store.evisa_records(doc("PA1000001"))) == 1
+        assert store.reference_data.dataset_versions()["evisa"] == "2026-11-28.1"
+        assert store.reference_data.evisa_records(doc("PA1000002")) == []
+        assert len(store.reference_data.evisa_records(doc("PA1000004"))) == 1
+        assert len(store.reference_data.evisa_records(doc("PA1000001"))) == 1
         assert applied(db)[-1] == {
             "audit": "dataset_applied",
             "dataset": "evisa",
@@ -357,9 +361,9 @@ def test_bad_bundle_is_refused_with_an_alert_and_the_previous_version_stays(
         assert outbox(db, "alert") == [
             {"alert": "sync_rejected", "dataset": bad.alert_dataset, "version": bad.version, "reason": reason}
         ]
-        assert agent.store.dataset_versions() == {"evisa": "v1"}
-        assert len(agent.store.evisa_records(doc("PA1000002"))) == 1
-        assert agent.store.evisa_records(doc("PA1000004")) == []
+        assert agent.store.reference_data.dataset_versions() == {"evisa": "v1"}
+        assert len(agent.store.reference_data.evisa_records(doc("PA1000002"))) == 1
+        assert agent.store.reference_data.evisa_records(doc("PA1000004")) == []
         assert [a["version"] for a in applied(db)] == ["v1"]
         assert_events_valid(db, agent.store)
 
@@ -388,7 +392,9 @@ def test_a_refused_bundle_alerts_once_and_a_fixed_one_then_applies(
         publish_bundle(
             "127.0.0.1", broker.port, SITE, sign_bundle(private, "evisa", "v2", EVISA_V2, site=SITE)
         )
-        wait_for(lambda: agent.store.dataset_versions() == {"evisa": "v2"}, 20, "full v2 in force")
+        wait_for(
+            lambda: agent.store.reference_data.dataset_versions() == {"evisa": "v2"}, 20, "full v2 in force"
+        )
         assert len(outbox(db, "alert")) == 1
 
 
@@ -407,7 +413,7 @@ def test_retained_bundle_reaches_a_later_agent_and_redelivery_is_a_silent_noop(
     )
     with running_agent(db, broker, public) as agent:
         wait_for(lambda: agent.handler.stats.applied == 1, 20, "retained bundle applied")
-        assert agent.store.dataset_versions() == {"watchlist": "w1"}
+        assert agent.store.reference_data.dataset_versions() == {"watchlist": "w1"}
     for _ in range(2):
         # Every reconnect receives the retained bundle again.
         with running_agent(db, broker, public) as agent:
@@ -418,7 +424,7 @@ def test_retained_bundle_reaches_a_later_agent_and_redelivery_is_a_silent_noop(
         # The hub withdraws the retained bundle: the kiosk keeps what is in force, and nobody is alerted.
         publish_raw(broker.port, TOPICS.sync("watchlist"), b"")
         wait_for(lambda: agent.handler.stats.cleared == 1, 20, "empty retained message")
-        assert agent.store.dataset_versions() == {"watchlist": "w1"}
+        assert agent.store.reference_data.dataset_versions() == {"watchlist": "w1"}
     assert len(applied(db)) == 1
     assert outbox(db, "alert") == []
 
@@ -648,10 +654,18 @@ def test_cli_keygen_sign_publish_to_an_agent_process(
         with Store.open(db) as kiosk:
             assert hub_main(["publish-bundle", "--broker", broker.url, "--bundle", str(full)]) == 0
             assert json.loads(capsys.readouterr().out)["topic"] == TOPICS.sync("evisa")
-            wait_for(lambda: kiosk.dataset_versions() == {"evisa": "v1"}, 30, "v1 applied by the agent")
+            wait_for(
+                lambda: kiosk.reference_data.dataset_versions() == {"evisa": "v1"},
+                30,
+                "v1 applied by the agent",
+            )
             assert hub_main(["publish-bundle", "--broker", broker.url, "--bundle", str(delta)]) == 0
-            wait_for(lambda: kiosk.dataset_versions() == {"evisa": "v2"}, 30, "delta applied by the agent")
-            assert len(kiosk.evisa_records(doc("PA1000004"))) == 1
+            wait_for(
+                lambda: kiosk.reference_data.dataset_versions() == {"evisa": "v2"},
+                30,
+                "delta applied by the agent",
+            )
+            assert len(kiosk.reference_data.evisa_records(doc("PA1000004"))) == 1
     finally:
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(15) == 0

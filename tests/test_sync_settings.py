@@ -41,7 +41,7 @@ def kiosk_file(tmp_path: Path, public_key: Path, broker_url: str = "mqtt://127.0
 
 
 def alerts(store: Store) -> list[dict]:
-    return [json.loads(e.payload) for e in store.pending_events(1000) if e.type == "alert"]
+    return [json.loads(e.payload) for e in store.outbox.pending(1000) if e.type == "alert"]
 
 
 @pytest.mark.timeout(60)
@@ -65,12 +65,12 @@ def test_settings_bundle_reaches_the_kiosk_config_and_asks_for_a_restart(
         publish_bundle("127.0.0.1", broker.port, topics.site, bundle)
         written = config.data_dir / HUB_CONFIG_FILE
         wait_for(written.exists, 10, "settings file written")
-        wait_for(lambda: store.open_requests() != [], 10, "restart requested")
+        wait_for(lambda: store.requests.open() != [], 10, "restart requested")
     finally:
         publisher.stop()
         thread.join(10)
     try:
-        assert [name for _, name, _ in store.open_requests()] == ["reload_config"]
+        assert [r.name for r in store.requests.open()] == ["reload_config"]
         applied = {"audit": "dataset_applied", "dataset": "config", "version": "fleet-2026-11-27"}
         assert applied | {"kind": "full", "records": 3} in outbox(config.store_path, "audit")
         assert StateReporter(store, topics).state()["datasets"]["config"] == "fleet-2026-11-27"
@@ -124,7 +124,7 @@ def test_unsafe_or_invalid_settings_are_refused_and_nothing_changes(
             "reason": reason,
         }
         assert not (config.data_dir / HUB_CONFIG_FILE).exists()
-        assert store.open_requests() == []
+        assert store.requests.open() == []
     assert load_config(kiosk_file(tmp_path, public_path)).flow.face_timeout_s == 20
 
 

@@ -319,10 +319,10 @@ def _driver(scenario: str, folder: Path, cache: Path) -> None:
             yield
 
         def store_events(kind):
-            return [e.data for e in kiosk.store.pending_events(1000) if e.type == kind]
+            return [e.data for e in kiosk.store.outbox.pending(1000) if e.type == kind]
 
         def last_decision():
-            transactions = kiosk.store.transactions(1)
+            transactions = kiosk.store.transactions.recent(1)
             return transactions[0]["decision"] if transactions else None
 
         def send(archetype):

@@ -94,7 +94,7 @@ def test_pin_lock_counts_failures_locks_and_reopens(store):
     clock.now += 301
     assert lock().attempt("2468").verdict is PinVerdict.OPEN
     assert lock().attempt("0000").failures_left == 2  # a success starts the count again
-    actions = [e.data["audit"] for e in store.pending_events(100) if e.type == "audit"]
+    actions = [e.data["audit"] for e in store.outbox.pending(100) if e.type == "audit"]
     assert actions.count("maintenance_pin_locked_out") == 1 and "maintenance_opened" in actions
 
 

@@ -55,7 +55,7 @@ def test_fingerprint_sensor_unplugged_mid_transaction_fails_safe_then_reconnects
         gate = kiosk.engine.devices.gate
         assert not gate.entry_unlocked() and gate.exit_unlocked()
         alerts = [
-            json.loads(e.payload)["alert"] for e in kiosk.store.pending_events(200) if e.type == "alert"
+            json.loads(e.payload)["alert"] for e in kiosk.store.outbox.pending(200) if e.type == "alert"
         ]
         assert "out_of_service" in alerts
 

@@ -30,17 +30,21 @@ Dates carry two-digit years, so the century is inferred from ``today``:
 
 An invalid date (month 13, 30 February) is reported in ``errors`` and leaves the date as None.
 
-OCR corrections follow :mod:`kiosk.documents.mrz_ocr`: only where the position's character class
-and the check digits prove them, and each one is reported as a :class:`Correction` whose
-``position`` is the 0-based offset inside the named field (for a long document number, inside the
-whole number). Check-digit positions are reported as ``<field>_check_digit``.
+OCR corrections follow :mod:`kiosk.documents.mrz_ocr`. Each one is reported as a
+:class:`Correction` whose ``position`` is the 0-based offset inside the named field (for a long
+document number, inside the whole number); check-digit positions are reported as
+``<field>_check_digit``. A correction the position's character class proves (a letter in a
+digits-only field, a digit in a letters-only one) is applied to the reading. A repair of the
+document number, which is alphanumeric, is only ever probable: it is reported with
+``proven=False`` and not applied, so the number's check (and the composite) fail as read and the
+MRZ is not valid; :attr:`Mrz.repaired` is the same zone read with that repair accepted.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -77,6 +81,8 @@ class Correction:
     position: int
     original: str
     corrected: str
+    # False: only probable (an OCR confusion in an alphanumeric field that one check digit favours).
+    proven: bool = True
 
 
 @dataclass(frozen=True)
@@ -98,10 +104,22 @@ class Mrz:
     corrections: tuple[Correction, ...]
     names_truncated: bool
     lines: tuple[str, ...]
+    # The zone read with the one probable document-number repair accepted; its ``valid`` means
+    # "valid if that repair is right", never that the document as read is.
+    repaired: Mrz | None = None
 
     @property
     def valid(self) -> bool:
         return all(self.checks.values()) and not self.errors
+
+    @property
+    def repaired_document_number(self) -> str | None:
+        return self.repaired.document_number if self.repaired else None
+
+    @property
+    def valid_if_repaired(self) -> bool:
+        """Invalid as read, and the only thing wrong is a document number a probable repair explains."""
+        return not self.valid and self.repaired is not None and self.repaired.valid
 
     def to_json(self) -> dict[str, Any]:
         """The ``python -m kiosk mrz`` output object (JSON-serialisable)."""
@@ -121,6 +139,7 @@ class Mrz:
             "valid": self.valid,
             "errors": list(self.errors),
             "corrections": [asdict(c) for c in self.corrections],
+            "repaired_document_number": self.repaired_document_number,
             "names_truncated": self.names_truncated,
         }
 
@@ -329,22 +348,27 @@ def _optional_ok(data: str, digit: str) -> bool:
 class _Reader:
     """One parse: the character grid (corrected in place) and what was found about it."""
 
-    def __init__(self, layout: _Layout, lines: list[str], today: date) -> None:
+    def __init__(self, layout: _Layout, lines: list[str], today: date, *, accept_probable: bool) -> None:
         self.layout = layout
         self.today = today
+        self.accept_probable = accept_probable
         self.grid = [list(line) for line in lines]
         self.corrections: list[Correction] = []
         self.errors: list[str] = []
+        self.probable_repair_found = False
 
     def text(self, cells: Sequence[Cell]) -> str:
         return "".join(self.grid[line][col] for line, col in cells)
 
-    def write(self, field: str, cells: Sequence[Cell], value: str) -> None:
+    def write(self, field: str, cells: Sequence[Cell], value: str, *, proven: bool = True) -> None:
+        """Report every changed character; apply the changes unless they are probable and not accepted."""
+        apply = proven or self.accept_probable
         for position, ((line, col), ch) in enumerate(zip(cells, value, strict=True)):
             old = self.grid[line][col]
             if old != ch:
-                self.corrections.append(Correction(field, position, old, ch))
-                self.grid[line][col] = ch
+                self.corrections.append(Correction(field, position, old, ch, proven))
+                if apply:
+                    self.grid[line][col] = ch
 
     # alphabetic fields: no check digit covers them, so the character class is the only proof
     def alphabetic(self, field: str, span: _Span) -> tuple[str, bool]:
@@ -470,7 +494,10 @@ class _Reader:
                 self.errors.append("document number has a filler for its check digit and no continuation")
         checks["document_number"] = self.correct_document_number(number_cells, digit_cells)
         if not checks["document_number"]:
-            self.errors.append("check digit of document_number fails")
+            repair = " as read (an OCR repair would pass, see repaired_document_number)"
+            self.errors.append(
+                "check digit of document_number fails" + (repair if self.probable_repair_found else "")
+            )
         number = self.text(number_cells).rstrip(FILLER)
         if not number:
             self.errors.append("empty document number")
@@ -509,9 +536,10 @@ class _Reader:
                 )
             return False
         position, alt = candidates[0]
-        self.write("document_number", number_cells, raw[:position] + alt + raw[position + 1 :])
-        self.write("document_number_check_digit", digit_cells, digit)
-        return True
+        self.probable_repair_found = True
+        self.write("document_number", number_cells, raw[:position] + alt + raw[position + 1 :], proven=False)
+        self.write("document_number_check_digit", digit_cells, digit, proven=False)
+        return self.accept_probable
 
     def composite(self, checks: dict[str, bool]) -> None:
         layout = self.layout
@@ -577,7 +605,12 @@ def parse_mrz(text: str | Sequence[str], today: date | None = None) -> Mrz:
     other problem (check digits, dates, codes) is reported in the result's ``checks``/``errors``.
     """
     lines = _normalise(text)
-    return _Reader(_detect(lines), lines, today or date.today()).read()
+    layout, day = _detect(lines), today or date.today()
+    reader = _Reader(layout, lines, day, accept_probable=False)
+    mrz = reader.read()
+    if not reader.probable_repair_found:
+        return mrz
+    return replace(mrz, repaired=_Reader(layout, lines, day, accept_probable=True).read())
 
 
 # --- building ------------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ happens to satisfy a check digit. The reader never trusts a correction on likeli
   composite, never get their number corrected).
 
 Even so, a single check digit cannot tell an OCR confusion from a genuine change elsewhere in the
-number that some confusion happens to compensate; such a reading is reported as a correction, and
-callers should treat a corrected document number as unconfirmed until the chip (BAC/PACE, keyed on
-that number) opens with it.
+number that some confusion happens to compensate, so a document-number repair is only ever
+probable: the reader reports it (``proven=False``) beside a failed check instead of applying it, and
+callers treat the repaired number as unconfirmed until the chip (BAC/PACE, keyed on that number)
+opens with it.
 """
 
 from __future__ import annotations

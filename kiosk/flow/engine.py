@@ -36,8 +36,8 @@ from drivers.interfaces import (
     LaneEvent,
     Signal,
 )
-from kiosk.biometric_references import BiometricReferenceProvider
 from kiosk.documents.mrz import Mrz, NotAnMrz, parse_mrz
+from kiosk.enrolment import EnrolmentProvider
 from kiosk.flow.states import TERMINAL, State, check_transition
 from kiosk.policy import (
     BiometricOutcome,
@@ -45,12 +45,11 @@ from kiosk.policy import (
     DocumentAssessment,
     assess_document,
     decide,
-    document_number_corrected,
 )
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import Reason
 from kiosk.remote import HubDesk
-from kiosk.store import Store, StoreError
+from kiosk.store import FinishedTransaction, Store, StoreError
 from models.matching import FaceMatcher, FaceObservation, ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -133,7 +132,7 @@ class LaneEngine:
         *,
         devices: Devices,
         matcher: FaceMatcher | None,
-        references: BiometricReferenceProvider,
+        enrolment: EnrolmentProvider,
         store: Store,
         hasher: IdentifierHasher,
         clock: Clock,
@@ -157,7 +156,7 @@ class LaneEngine:
         )
         self.doors.subscribe(self._door_alarm)
         self.matcher = matcher
-        self.references = references
+        self.enrolment = enrolment
         self.store = store
         self.hasher = hasher
         self.clock = clock
@@ -210,7 +209,7 @@ class LaneEngine:
     def record_feedback(self, transaction_id: str | None, answer: Mapping[str, Any]) -> None:
         """The traveller's rating or reported problem for their transaction. Blocking (a store write)."""
         try:
-            self.store.add_event(
+            self.store.outbox.add(
                 "feedback", {"transaction_id": transaction_id, **answer}, training=self.training
             )
         except StoreError as exc:
@@ -224,7 +223,7 @@ class LaneEngine:
         """Call an officer to this lane; works in any state, including out of service."""
         txn_id = self._txn.id if self._txn else None
         try:
-            self.store.add_event(
+            self.store.outbox.add(
                 "help",
                 {"state": str(self._state), "transaction_id": txn_id},
                 training=self.training,
@@ -238,7 +237,7 @@ class LaneEngine:
     def start(self) -> list[str]:
         """Start-up after any stop, clean or not: doors secured, unfinished work marked aborted."""
         self.doors.secure()
-        aborted = self.store.abort_unfinished()
+        aborted = self.store.transactions.abort_unfinished()
         if aborted:
             log.warning("%d transaction(s) were interrupted by the last stop", len(aborted))
         return aborted
@@ -260,11 +259,11 @@ class LaneEngine:
             return "face model unavailable"
         if self._store_fault is not None:
             try:
-                self.store.set_meta("last_service_check", self.clock.now().isoformat())
+                self.store.meta.set("last_service_check", self.clock.now().isoformat())
             except StoreError:
                 return self._store_fault
             self._store_fault = None
-        if self.store.policy_rules() is None:
+        if self.store.reference_data.policy_rules() is None:
             return "no entitlement policy loaded"
         return None
 
@@ -366,7 +365,7 @@ class LaneEngine:
 
     def _serve(self, first_read: Any) -> TransactionOutcome:
         try:
-            txn_id = self.store.begin_transaction(versions=self.versions, training=self.training)
+            txn_id = self.store.transactions.begin(versions=self.versions, training=self.training)
         except StoreError as exc:
             self._store_failed(exc)
             return TransactionOutcome(None, "OUT_OF_SERVICE", (Reason.STORE_FAILURE,), {}, ())
@@ -416,10 +415,12 @@ class LaneEngine:
 
     def _run(self, txn: _Transaction, read: Any) -> tuple[str, list[Reason]]:
         mrz = self._read_document(txn, read)
-        rules = self.store.policy_rules()
+        rules = self.store.reference_data.policy_rules()
         if rules is None:
             raise _OutOfService(Reason.NO_POLICY, "no entitlement policy loaded")
-        assessment = assess_document(mrz, self.clock.now().date(), rules, self.store, self.hasher)
+        assessment = assess_document(
+            mrz, self.clock.now().date(), rules, self.store.reference_data, self.hasher
+        )
         txn.assessment = assessment
         for reason in assessment.silent_alerts:
             self._alert("referral_" + reason.lower(), {"document_hash": assessment.document_hash})
@@ -433,7 +434,9 @@ class LaneEngine:
         self._enter(txn, State.DECISION)
         gate_health = self.devices.gate.health()
         verdict = decide(assessment, biometrics, gate_health.usable)
-        self.store.record_decision(txn.id, decision=verdict.decision.value, reasons=list(verdict.reasons))
+        self.store.transactions.record_decision(
+            txn.id, decision=verdict.decision.value, reasons=list(verdict.reasons)
+        )
         if verdict.decision is Decision.REFER:
             self._finish_state(txn, State.REFERRED)
             return "REFER", list(verdict.reasons)
@@ -446,9 +449,10 @@ class LaneEngine:
             self._enter(txn, State.DOCUMENT_READ)
             try:
                 mrz = parse_mrz(read.lines, today=self.clock.now().date())
-                # A repaired document number is worth a fresh read before the policy refers it.
+                # A number that passes only after a probable OCR repair is worth a fresh read
+                # before the policy refers it.
                 last_try = attempts >= MAX_DOCUMENT_ATTEMPTS
-                if mrz.valid and (last_try or not document_number_corrected(mrz)):
+                if mrz.valid or (last_try and mrz.valid_if_repaired):
                     self._enter(txn, State.DOCUMENT_CHECKS)
                     txn.mrz = mrz
                     return mrz
@@ -464,9 +468,9 @@ class LaneEngine:
 
     def _face(self, txn: _Transaction, read: Any, mrz: Mrz, outcome: BiometricOutcome) -> BiometricOutcome:
         assert self.matcher is not None
-        reference = self.references.portrait(read, mrz)
-        if reference is None or self.matcher.check_reference(reference) is not None:
-            return replace(outcome, face_reference_available=False)
+        portrait = self.enrolment.portrait(read, mrz)
+        if portrait is None or self.matcher.check_reference(portrait) is not None:
+            return replace(outcome, portrait_available=False)
         deadline = self.clock.monotonic() + self.flow.face_timeout_s
         saw_face = False
         for _attempt in range(self.face.max_attempts):
@@ -490,7 +494,7 @@ class LaneEngine:
                 return replace(outcome, face_acquired=False)
             self._enter(txn, State.FACE_MATCH)
             txn.face_attempts += 1
-            result = self.matcher.compare(observation, reference)
+            result = self.matcher.compare(observation, portrait)
             txn.face_score = result.score if txn.face_score is None else max(txn.face_score, result.score)
             txn.quality = {k: round(float(v), 4) for k, v in observation.quality.items()}
             del observation  # the aligned face must not outlive its use
@@ -502,9 +506,9 @@ class LaneEngine:
         self, txn: _Transaction, read: Any, mrz: Mrz, outcome: BiometricOutcome
     ) -> BiometricOutcome:
         self._enter(txn, State.FINGERPRINT)
-        template = self.references.fingerprint_template(read, mrz)
+        template = self.enrolment.fingerprint_template(read, mrz)
         if template is None:
-            return replace(outcome, fingerprint_reference_available=False)
+            return replace(outcome, enrolled_finger_available=False)
         acquired = False
         sensor = self.devices.fingerprint
 
@@ -663,39 +667,29 @@ class LaneEngine:
             **data,
         }
         try:
-            self.store.add_event("alert", payload, training=self.training)
+            self.store.outbox.add("alert", payload, training=self.training)
         except StoreError as exc:
             log.error("could not record alert %s: %s", alert, exc)
 
     def _record(self, txn: _Transaction, outcome: TransactionOutcome) -> None:
         mrz, assessment = txn.mrz, txn.assessment
-        payload = {
-            "transaction_id": txn.id,
-            "decision": outcome.decision,
-            "reasons": list(outcome.reasons),
-            "stage_ms": dict(outcome.stage_ms),
-            "path": list(outcome.path),
-            "document_format": str(mrz.format) if mrz else None,
-            "nationality": mrz.nationality if mrz else None,
-            "entitlement": assessment.entitlement if assessment else None,
-            "document_hash": assessment.document_hash if assessment else None,
-            "face": {"score": txn.face_score, "attempts": txn.face_attempts, "quality": txn.quality},
-            "fingerprint": {"score": txn.fingerprint_score},
-            "versions": self.versions,
-            "training": self.training,
-        }
+        record = FinishedTransaction(
+            id=txn.id,
+            decision=outcome.decision,
+            reasons=tuple(outcome.reasons),
+            stage_ms=dict(outcome.stage_ms),
+            path=tuple(outcome.path),
+            document_format=str(mrz.format) if mrz else None,
+            nationality=mrz.nationality if mrz else None,
+            entitlement=assessment.entitlement if assessment else None,
+            document_hash=assessment.document_hash if assessment else None,
+            face_score=txn.face_score,
+            face_attempts=txn.face_attempts,
+            face_quality=txn.quality,
+            fingerprint_score=txn.fingerprint_score,
+        )
         try:
-            self.store.finish_transaction(
-                txn.id,
-                decision=outcome.decision,
-                reasons=list(outcome.reasons),
-                stage_ms=dict(outcome.stage_ms),
-                document_format=payload["document_format"],
-                nationality=payload["nationality"],
-                entitlement=payload["entitlement"],
-                face_score=txn.face_score,
-                event_payload=payload,
-            )
+            self.store.transactions.finish(record)
         except StoreError as exc:
             # The row stays in_progress and is marked aborted at the next start: nothing is lost silently.
             self._store_failed(exc)

@@ -21,7 +21,7 @@ import numpy as np
 
 from kiosk.documents.mrz import MrzFormat, format_mrz
 from kiosk.privacy import IdentifierHasher
-from kiosk.reference import Dataset, PolicyRules
+from kiosk.reference_data import Dataset, PolicyRules
 
 CITIZEN = "IDN"
 VISA_EXEMPT = ("BRN", "KHM", "LAO", "MYS", "MMR", "PHL", "SGP", "THA", "VNM", "TLS")

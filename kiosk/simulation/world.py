@@ -54,7 +54,7 @@ class SimulatedWorld:
         datasets = reference_datasets(everyone, hasher, today)
         for name, records in datasets.items():
             # A version names its content, as in the headless run.
-            store.apply_dataset(name, f"sim-{canonical_sha256(records)[:16]}", records)
+            store.reference_data.apply(name, f"sim-{canonical_sha256(records)[:16]}", records)
 
     def arrive(self, archetype: str) -> SimulatedTraveller:
         """The next traveller of ``archetype`` steps up to the gate. May block briefly: not on the UI

@@ -1,5 +1,6 @@
-"""Local durable store of the kiosk: transactions, outbox, reference data, meta (SQLite, WAL)."""
+"""Local durable store of the kiosk: transactions, outbox, reference data, hub requests, meta (SQLite)."""
 
+from kiosk.store.core import MAX_PAGE_ROWS
 from kiosk.store.errors import (
     ReferenceDataError,
     SchemaVersionError,
@@ -16,15 +17,20 @@ from kiosk.store.records import (
     TransactionStatus,
     canonical_sha256,
 )
+from kiosk.store.requests import Request
 from kiosk.store.store import Store
+from kiosk.store.transactions import FinishedTransaction
 
 __all__ = [
     "DECISIONS",
     "LATEST_VERSION",
+    "MAX_PAGE_ROWS",
     "DatasetInfo",
     "EventType",
+    "FinishedTransaction",
     "OutboxEvent",
     "ReferenceDataError",
+    "Request",
     "SchemaVersionError",
     "Store",
     "StoreError",

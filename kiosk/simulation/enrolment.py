@@ -1,4 +1,4 @@
-"""Reference biometrics of simulated travellers: the portrait and finger they enrolled."""
+"""Enrolment of simulated travellers: the portrait and finger they enrolled (kiosk.enrolment)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from kiosk.simulation.population import FaceImages, SimulatedTraveller
 from models.matching import ReferencePortrait
 
 
-class SimulatedReferences:
+class SimulatedEnrolment:
     """With ``faces`` the portrait carries the traveller's real photo; without, only who it shows."""
 
     def __init__(

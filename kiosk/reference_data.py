@@ -60,7 +60,7 @@ class WatchlistEntry:
     category: Literal["watchlist", "lost_stolen"]
 
 
-class ReferenceLookup(Protocol):
+class ReferenceDataLookup(Protocol):
     """Read side of the reference data, as the policy sees it."""
 
     def policy_rules(self) -> PolicyRules | None: ...
