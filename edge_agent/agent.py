@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from drivers.backoff import Backoff
+from edge_agent.ack import AckHandler, hub_ack_seq
 from edge_agent.commands import CommandHandler, load_public_key
 from edge_agent.metrics import MetricsReporter
 from edge_agent.publisher import Inbound, Outgoing, Periodic, Publisher, PublisherOptions, TlsOptions
@@ -84,8 +85,9 @@ def publisher_options(config: Config, over: Overrides) -> PublisherOptions:
 
 
 def compact_outbox(store: Store, retention: timedelta) -> list[Outgoing]:
-    """Delete events the broker acknowledged longer ago than ``retention``; pending ones are never touched."""
-    removed = store.compact(datetime.now(UTC) - retention)
+    """Delete events the hub has stored (at or below its watermark) and the broker acknowledged longer
+    ago than ``retention``; without a watermark nothing goes, whatever its age."""
+    removed = store.compact(acked_through=hub_ack_seq(store), delivered_before=datetime.now(UTC) - retention)
     if removed:
         log.info("compacted %d delivered outbox events", removed)
     return []
@@ -106,10 +108,13 @@ def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
         inbound.append(sync)
     command_key = over.command_key or config.data_path(agent.command_key_file)
     if command_key is not None:
+        hub_key = load_public_key(command_key)
+        # The watermark is signed with the command key: without it the agent cannot trust one.
+        inbound.append(AckHandler(store, topics, hub_key))
         commands = CommandHandler(
             store,
             topics,
-            load_public_key(command_key),
+            hub_key,
             freshness_s=agent.command_freshness_s,
             diagnostics=lambda: {
                 "backlog": store.backlog(),

@@ -49,6 +49,20 @@ def canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def signature_valid(key: Ed25519PublicKey, body: dict[str, Any]) -> bool:
+    """Whether ``body["signature"]`` is ``key``'s base64 Ed25519 signature over the canonical JSON of
+    every other field (commands, acknowledgement watermarks and bundles are all signed this way)."""
+    signature = body.get("signature")
+    if not isinstance(signature, str):
+        return False
+    unsigned = {k: v for k, v in body.items() if k != "signature"}
+    try:
+        key.verify(base64.b64decode(signature, validate=True), canonical(unsigned))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True
+
+
 def load_public_key(path: Path) -> Ed25519PublicKey:
     key = load_pem_public_key(path.read_bytes())
     if not isinstance(key, Ed25519PublicKey):
@@ -133,15 +147,11 @@ class CommandHandler:
     def _accept(self, topic: str, body: Any, now: datetime) -> CommandResult:
         if not isinstance(body, dict) or set(body) != _FIELDS:
             raise Rejected("malformed")
-        signature = body["signature"]
-        if not isinstance(signature, str):
+        if not isinstance(body["signature"], str):
             raise Rejected("malformed")
-        unsigned = {k: v for k, v in body.items() if k != "signature"}
         # Signature first: nothing else in an unauthenticated message is worth trusting or reporting on.
-        try:
-            self.hub_key.verify(base64.b64decode(signature, validate=True), canonical(unsigned))
-        except (InvalidSignature, binascii.Error, ValueError):
-            raise Rejected("bad_signature") from None
+        if not signature_valid(self.hub_key, body):
+            raise Rejected("bad_signature")
         command_id, name, target, args = body["command_id"], body["name"], body["target"], body["args"]
         nonce = body["nonce"]
         if not _is_uuid(command_id) or not isinstance(nonce, str) or not _NONCE.match(nonce):

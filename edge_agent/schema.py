@@ -106,7 +106,7 @@ def schema_name(topic: str) -> str:
     if len(parts) == 5 and parts[3] == "sync":
         # The site's bundles; "sync" is therefore not usable as a kiosk id (see docs/asyncapi.yaml).
         return "sync-bundle"
-    if len(parts) == 5 and parts[4] in ("availability", "state", "metrics"):
+    if len(parts) == 5 and parts[4] in ("availability", "state", "metrics", "ack"):
         return parts[4]
     if kind == "events" and parts[5] in EVENT_TYPES:
         return f"event-{parts[5]}"

@@ -72,3 +72,8 @@ class Topics:
     @property
     def metrics(self) -> str:
         return f"{self.base}/metrics"
+
+    @property
+    def ack(self) -> str:
+        """The hub's retained, signed watermark: every seq up to it is durably stored at the hub."""
+        return f"{self.base}/ack"

@@ -71,3 +71,16 @@ def sign_command(
     }
     body["signature"] = base64.b64encode(private_key.sign(canonical(body))).decode("ascii")
     return body
+
+
+def sign_ack(
+    private_key: Ed25519PrivateKey, target: dict[str, str], seq: int, *, issued_at: datetime | None = None
+) -> dict[str, Any]:
+    """The acknowledgement watermark for one kiosk (``edge_agent.ack``), signed with the command key."""
+    body: dict[str, Any] = {
+        "target": dict(target),
+        "seq": int(seq),
+        "issued_at": (issued_at or datetime.now(UTC)).isoformat(),
+    }
+    body["signature"] = base64.b64encode(private_key.sign(canonical(body))).decode("ascii")
+    return body

@@ -151,10 +151,12 @@ def test_hub_recovers_events_a_crashed_broker_had_acknowledged(
             assert consumer.unrecoverable == 0
             assert_exactly_once(consumer, db, store)
 
-            # 3. Lost AND already compacted by retention: the kiosk says so, the hub writes the hole off.
+            # 3. Lost AND already compacted (as if a watermark had covered them: a hub that lost its
+            # database): the kiosk says so, the hub writes the hole off.
             first_lost = store.last_seq() + 1
             lose_while_hub_is_away(consumer, broker, store, 10)
-            assert store.compact(datetime.now(UTC) + timedelta(seconds=1)) > 0
+            horizon = datetime.now(UTC) + timedelta(seconds=1)
+            assert store.compact(acked_through=store.last_seq(), delivered_before=horizon) > 0
             start_hub(consumer, broker)
             wait_for(lambda: consumer.unrecoverable == 10, 30, "compacted hole written off")
             answers = [r["result"] for r in consumer.resend_results.values() if r["status"] == "accepted"]
@@ -213,7 +215,8 @@ def test_resend_is_bounded_validated_and_reports_what_it_cannot_send(
         assert [e.seq for e in store.pending_events(100)] == list(range(11, 22))
 
         store.mark_delivered(range(1, 21))
-        assert store.compact(datetime.now(UTC) + timedelta(seconds=1)) == 20
+        horizon = datetime.now(UTC) + timedelta(seconds=1)
+        assert store.compact(acked_through=20, delivered_before=horizon) == 20
         assert store.last_seq() == 20 + 1  # the audit event of the accepted resend
         gone = resend({"from_seq": 1, "to_seq": 10})
         assert gone.result is not None and gone.result["compacted"] == 10 and gone.result["requeued"] == 0

@@ -609,7 +609,7 @@ def test_asyncapi_document_matches_the_schemas_and_the_topic_tree() -> None:
             _local(document, message_ref["$ref"])
         actions[channel_ref.rsplit("/", 1)[1]] = operation["action"]
         assert channel["address"].startswith("gerbang/v1/{site}/")
-    # From the kiosk's side: it receives only its commands and its site's bundles.
+    # From the kiosk's side: it receives only its commands, its watermark and its site's bundles.
     assert actions == {
         "availability": "send",
         "state": "send",
@@ -617,6 +617,7 @@ def test_asyncapi_document_matches_the_schemas_and_the_topic_tree() -> None:
         "events": "send",
         "commands": "receive",
         "commandResults": "send",
+        "ack": "receive",
         "sync": "receive",
     }
 
