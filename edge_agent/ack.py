@@ -16,15 +16,15 @@ from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from edge_agent.commands import signature_valid
+from contract.commands import ACK_FIELDS
+from contract.signing import signature_valid
+from contract.topics import Topics
 from edge_agent.publisher import Outgoing
-from edge_agent.topics import Topics
 from kiosk.store import Store
 
 log = logging.getLogger(__name__)
 
 META_KEY = "hub_ack_seq"
-FIELDS = frozenset({"target", "seq", "issued_at", "signature"})
 
 
 def hub_ack_seq(store: Store) -> int:
@@ -35,7 +35,7 @@ def hub_ack_seq(store: Store) -> int:
 
 def _seq(body: object) -> int | None:
     """The watermark of a well-formed message, else None (the signature is checked separately)."""
-    if not isinstance(body, dict) or set(body) != FIELDS:
+    if not isinstance(body, dict) or set(body) != ACK_FIELDS:
         return None
     seq, issued = body["seq"], body["issued_at"]
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or not isinstance(issued, str):

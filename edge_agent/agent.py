@@ -6,22 +6,22 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from contract.broker import TlsOptions, parse_broker
+from contract.signing import load_public_key
+from contract.topics import Topics
 from drivers.backoff import Backoff
 from edge_agent.ack import AckHandler, hub_ack_seq
-from edge_agent.commands import CommandHandler, load_public_key
+from edge_agent.commands import CommandHandler
 from edge_agent.metrics import MetricsReporter
-from edge_agent.publisher import Inbound, Outgoing, Periodic, Publisher, PublisherOptions, TlsOptions
+from edge_agent.publisher import Inbound, Outgoing, Periodic, Publisher, PublisherOptions
 from edge_agent.state import StateReporter, software_version
 from edge_agent.sync import SyncHandler
-from edge_agent.topics import Topics
 from kiosk.config import Config
 from kiosk.store import Store
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 STATE_CHECK_S = 2.0  # how soon a kiosk mode change or crash reaches the hub
 COMPACT_EVERY_S = 3600.0
 
@@ -39,13 +39,6 @@ class Overrides:
     backoff_max_s: float | None = None
     command_key: Path | None = None
     sync_key: Path | None = None
-
-
-def parse_broker(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"broker must look like mqtt://HOST:PORT or mqtts://HOST:PORT, got {url!r}")
-    return parts.scheme, parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
 
 
 def publisher_options(config: Config, over: Overrides) -> PublisherOptions:

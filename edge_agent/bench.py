@@ -36,9 +36,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from contract.topics import OFFLINE, ONLINE, Topics
 from edge_agent.metrics import MetricsReporter
 from edge_agent.state import StateReporter
-from edge_agent.topics import OFFLINE, ONLINE, Topics
 from kiosk.store import Store
 from kiosk.store.records import new_id, to_iso
 

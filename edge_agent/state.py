@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
+from contract.topics import Topics
 from edge_agent.ack import hub_ack_seq
 from edge_agent.publisher import Outgoing
-from edge_agent.topics import Topics
 from kiosk.remote import read_status
 from kiosk.store import Store
 

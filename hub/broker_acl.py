@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from edge_agent.topics import ROOT, Topics
+from contract.topics import ROOT, Topics
 
 HUB_USER = "hub"
 # A kiosk called "sync" would alias the site's sync/{dataset} topics (same depth, same prefix).

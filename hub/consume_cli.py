@@ -17,9 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from contract.broker import TlsOptions, parse_broker
 from edge_agent import schema
-from edge_agent.agent import parse_broker
-from edge_agent.publisher import TlsOptions
 from hub.consumer import EventConsumer
 from hub.ledger import EventLedger
 from hub.signer import load_private_key

@@ -26,8 +26,9 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.publisher import TlsOptions
-from edge_agent.topics import Topics
+from contract.broker import TlsOptions
+from contract.commands import RESEND_MAX_SPAN
+from contract.topics import Topics
 from hub.ledger import EventLedger
 from hub.signer import sign_ack, sign_command
 
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 EVENTS_FILTER = "gerbang/v1/+/+/events/#"
 STATE_FILTER = "gerbang/v1/+/+/state"
 RESULTS_FILTER = "gerbang/v1/+/+/cmd_result/+"
-# The agent refuses wider ranges (kiosk.store.store.MAX_PAGE_ROWS); bigger holes go in several commands.
-RESEND_MAX_SPAN = 10_000
 KioskKey = tuple[str, str]
 
 
@@ -92,7 +91,7 @@ class EventConsumer:
         self.recover_after_s = recover_after_s
         self.retry_s = retry_s
         self._monotonic = monotonic
-        # e.g. edge_agent.schema.validate: a message off the contract is dropped and listed in ``invalid``.
+        # e.g. contract.schema.validate: a message off the contract is dropped and listed in ``invalid``.
         self.validate = validate
         self.invalid: list[tuple[str, str]] = []
         self.lock = threading.Lock()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import uuid
@@ -13,7 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent.commands import canonical
+from contract.signing import signature
 
 PRIVATE_NAME = "hub_command_key.pem"
 PUBLIC_NAME = "hub_command_key.pub.pem"
@@ -69,7 +68,7 @@ def sign_command(
         "target": dict(target),
         "args": dict(args or {}),
     }
-    body["signature"] = base64.b64encode(private_key.sign(canonical(body))).decode("ascii")
+    body["signature"] = signature(private_key, body)
     return body
 
 
@@ -82,5 +81,5 @@ def sign_ack(
         "seq": int(seq),
         "issued_at": (issued_at or datetime.now(UTC)).isoformat(),
     }
-    body["signature"] = base64.b64encode(private_key.sign(canonical(body))).decode("ascii")
+    body["signature"] = signature(private_key, body)
     return body

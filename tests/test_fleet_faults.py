@@ -26,9 +26,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent import schema
-from edge_agent.commands import CommandHandler, load_public_key
-from edge_agent.topics import Topics
+from contract import schema
+from contract.signing import load_public_key
+from contract.topics import Topics
+from edge_agent.commands import CommandHandler
 from hub.consumer import EventConsumer
 from hub.signer import sign_command
 from kiosk.store import Store
@@ -84,7 +85,7 @@ def hub_ids(consumer: EventConsumer) -> list[str]:
 
 
 def assert_exactly_once(consumer: EventConsumer, db: Path, store: Store) -> None:
-    # Every event, state and cmd_result the hub took in matched its JSON Schema (edge_agent/schemas).
+    # Every event, state and cmd_result the hub took in matched its JSON Schema (contract/schemas).
     assert consumer.invalid == []
     received = hub_ids(consumer)
     assert len(received) == len(set(received)), "the consumer kept a duplicate"

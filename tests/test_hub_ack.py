@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent import schema
+from contract import schema
+from contract.signing import load_public_key
+from contract.topics import Topics
 from edge_agent.ack import AckHandler, hub_ack_seq
 from edge_agent.agent import compact_outbox
-from edge_agent.commands import load_public_key
 from edge_agent.state import StateReporter
-from edge_agent.topics import Topics
 from hub.consumer import EventConsumer
 from hub.ledger import EventLedger
 from hub.signer import sign_ack

@@ -9,9 +9,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.topics import Topics
 from drivers.backoff import Backoff
 from edge_agent.publisher import Publisher, PublisherOptions, event_message
-from edge_agent.topics import Topics
 from hub.consumer import EventConsumer
 from kiosk.store import Store
 from tests.mqtt_broker import MosquittoBroker

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.topics import Topics
 from edge_agent.metrics import WINDOW_META_KEY, MetricsReporter, histogram
 from edge_agent.state import StateReporter
-from edge_agent.topics import Topics
 from kiosk.app import build_kiosk
 from kiosk.headless import run_population
 from kiosk.remote import HubDesk, Request, post_request, read_status
