@@ -17,8 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from contract import schema
 from contract.broker import TlsOptions, parse_broker
-from edge_agent import schema
 from hub.consumer import EventConsumer
 from hub.ledger import EventLedger
 from hub.signer import load_private_key
