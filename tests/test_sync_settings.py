@@ -13,11 +13,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contract import schema
+from contract.bundles import records_sha256
 from contract.signing import canonical, load_public_key
 from contract.topics import Topics
 from edge_agent.agent import Overrides, build_publisher
 from edge_agent.state import StateReporter
-from edge_agent.sync import SyncHandler, records_sha256
+from edge_agent.sync import SyncHandler
 from hub.bundles import encode, publish_bundle, sign_bundle
 from kiosk.config import HUB_CONFIG_FILE, HUB_SETTABLE, load_config
 from kiosk.store import Store
