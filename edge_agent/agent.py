@@ -6,21 +6,22 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from common.backoff import Backoff
 from config import Config
-from edge_agent.commands import CommandHandler, load_public_key
+from contract.broker import TlsOptions, parse_broker
+from contract.signing import load_public_key
+from contract.topics import Topics
+from edge_agent.ack import AckHandler, hub_ack_seq
+from edge_agent.commands import CommandHandler
 from edge_agent.metrics import MetricsReporter
-from edge_agent.publisher import Inbound, Outgoing, Periodic, Publisher, PublisherOptions, TlsOptions
+from edge_agent.publisher import Inbound, Outgoing, Periodic, Publisher, PublisherOptions
 from edge_agent.state import StateReporter, software_version
 from edge_agent.sync import SyncHandler
-from edge_agent.topics import Topics
 from kiosk.store import Store
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 STATE_CHECK_S = 2.0  # how soon a kiosk mode change or crash reaches the hub
 COMPACT_EVERY_S = 3600.0
 
@@ -38,13 +39,6 @@ class Overrides:
     backoff_max_s: float | None = None
     command_key: Path | None = None
     sync_key: Path | None = None
-
-
-def parse_broker(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"broker must look like mqtt://HOST:PORT or mqtts://HOST:PORT, got {url!r}")
-    return parts.scheme, parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
 
 
 def publisher_options(config: Config, over: Overrides) -> PublisherOptions:
@@ -84,8 +78,11 @@ def publisher_options(config: Config, over: Overrides) -> PublisherOptions:
 
 
 def compact_outbox(store: Store, retention: timedelta) -> list[Outgoing]:
-    """Delete events the broker acknowledged longer ago than ``retention``; pending ones are never touched."""
-    removed = store.outbox.compact(datetime.now(UTC) - retention)
+    """Delete events the hub has stored (at or below its watermark) and the broker acknowledged longer
+    ago than ``retention``; without a watermark nothing goes, whatever its age."""
+    removed = store.outbox.compact(
+        acked_through=hub_ack_seq(store), delivered_before=datetime.now(UTC) - retention
+    )
     if removed:
         log.info("compacted %d delivered outbox events", removed)
     return []
@@ -106,10 +103,13 @@ def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
         inbound.append(sync)
     command_key = over.command_key or config.data_path(agent.command_key_file)
     if command_key is not None:
+        hub_key = load_public_key(command_key)
+        # The watermark is signed with the command key: without it the agent cannot trust one.
+        inbound.append(AckHandler(store, topics, hub_key))
         commands = CommandHandler(
             store,
             topics,
-            load_public_key(command_key),
+            hub_key,
             freshness_s=agent.command_freshness_s,
             diagnostics=lambda: {
                 "backlog": store.outbox.backlog(),

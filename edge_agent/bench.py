@@ -33,9 +33,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from contract.topics import OFFLINE, ONLINE, Topics
 from edge_agent.metrics import MetricsReporter
 from edge_agent.state import StateReporter
-from edge_agent.topics import OFFLINE, ONLINE, Topics
 from kiosk.store import MAX_PAGE_ROWS, EventType, Store
 from kiosk.store.records import new_id
 

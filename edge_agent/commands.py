@@ -6,53 +6,21 @@ reason and raised as an alert, because a rejected command at a border gate may b
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from contract.commands import COMMAND_FIELDS, COMMAND_NAMES, NONCE, is_command_id
+from contract.signing import signature_valid
+from contract.topics import Topics
 from edge_agent.publisher import Outgoing
-from edge_agent.topics import Topics
 from kiosk.store import Request, Store
 
-COMMAND_NAMES = frozenset(
-    {"set_mode", "open_exit_door", "sync_now", "reload_config", "diagnostics", "reboot", "resend"}
-)
-_FIELDS = frozenset({"command_id", "name", "issued_at", "nonce", "target", "args", "signature"})
 SEEN_META_KEY = "commands_seen"
-_NONCE = re.compile(r"^[0-9a-f]{32}$")  # 128 random bits, lowercase hex, as hub.signer makes them
-
-
-def _is_uuid(value: object) -> bool:
-    """Only the canonical lowercase form: one command must have exactly one id string."""
-    if not isinstance(value, str) or len(value) != 36:
-        return False
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
-
-
-def canonical(body: dict[str, Any]) -> bytes:
-    """The signed bytes: shared with hub.signer so both sides agree byte for byte."""
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    key = load_pem_public_key(path.read_bytes())
-    if not isinstance(key, Ed25519PublicKey):
-        raise ValueError(f"{path} is not an Ed25519 public key")
-    return key
 
 
 class Rejected(Exception):
@@ -116,7 +84,7 @@ class CommandHandler:
         command_id: str | None = None
         try:
             body = json.loads(payload)
-            if isinstance(body, dict) and _is_uuid(body.get("command_id")):
+            if isinstance(body, dict) and is_command_id(body.get("command_id")):
                 # Echoed only when well-formed: an unverified, unbounded string must not reach the hub.
                 command_id = body["command_id"]
             result = self._accept(topic, body, now)
@@ -130,20 +98,16 @@ class CommandHandler:
 
     # ------------------------------------------------------------------ checks
     def _accept(self, topic: str, body: Any, now: datetime) -> CommandResult:
-        if not isinstance(body, dict) or set(body) != _FIELDS:
+        if not isinstance(body, dict) or set(body) != COMMAND_FIELDS:
             raise Rejected("malformed")
-        signature = body["signature"]
-        if not isinstance(signature, str):
+        if not isinstance(body["signature"], str):
             raise Rejected("malformed")
-        unsigned = {k: v for k, v in body.items() if k != "signature"}
         # Signature first: nothing else in an unauthenticated message is worth trusting or reporting on.
-        try:
-            self.hub_key.verify(base64.b64decode(signature, validate=True), canonical(unsigned))
-        except (InvalidSignature, binascii.Error, ValueError):
-            raise Rejected("bad_signature") from None
+        if not signature_valid(self.hub_key, body):
+            raise Rejected("bad_signature")
         command_id, name, target, args = body["command_id"], body["name"], body["target"], body["args"]
         nonce = body["nonce"]
-        if not _is_uuid(command_id) or not isinstance(nonce, str) or not _NONCE.match(nonce):
+        if not is_command_id(command_id) or not isinstance(nonce, str) or not NONCE.match(nonce):
             raise Rejected("malformed")
         try:
             issued = datetime.fromisoformat(body["issued_at"])

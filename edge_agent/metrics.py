@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from contract.topics import Topics
 from edge_agent.publisher import Outgoing
-from edge_agent.topics import Topics
 from kiosk.store import Store
 from kiosk.store.records import to_iso
 

@@ -17,15 +17,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from common.backoff import Backoff
-from edge_agent.topics import OFFLINE, ONLINE, Topics
-from kiosk.store import Store
+from contract.broker import TlsOptions
+from contract.topics import OFFLINE, ONLINE, Topics
+from kiosk.store import Store, StoreError
 from kiosk.store.records import OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -61,13 +61,6 @@ class Periodic:
     # Called on every connect before the first produce (e.g. forget what the last connection sent).
     reset: Callable[[], None] | None = None
     due: float = field(default=0.0, init=False)
-
-
-@dataclass(frozen=True)
-class TlsOptions:
-    ca_file: Path
-    cert_file: Path | None = None
-    key_file: Path | None = None
 
 
 @dataclass
@@ -319,9 +312,16 @@ class Publisher:
             self._cursor = event.seq
 
     def _flush_acks(self) -> None:
-        if self._acked:
+        if not self._acked:
+            return
+        try:
             self.delivered += self.store.outbox.mark_delivered(self._acked)
-            self._acked.clear()
+        except StoreError as exc:
+            # The kiosk held the write lock past the busy timeout: keep the PUBACKs and record them on a
+            # later pass. The agent must outlive a busy store; a lost mark only costs a duplicate.
+            log.warning("PUBACKs not recorded yet: %s", exc)
+            return
+        self._acked.clear()
 
     def run(self, on_idle: Callable[[], None] | None = None) -> None:
         """Publish until :meth:`stop`; then announce "offline" and disconnect cleanly."""

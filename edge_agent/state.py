@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
+from contract.topics import Topics
+from edge_agent.ack import hub_ack_seq
 from edge_agent.publisher import Outgoing
-from edge_agent.topics import Topics
 from kiosk.remote import read_status
 from kiosk.store import Store
 
@@ -25,6 +26,9 @@ MISSED_HEARTBEATS = 3
 # Where edge_agent.sync records the hub settings bundle in force (kept here to avoid importing the
 # bundle machinery into the state reporter).
 SETTINGS_META = "sync_applied:config"
+
+
+_MOVING = frozenset({"backlog", "last_seq", "hub_ack_seq", "unacked"})
 
 
 def software_version() -> str:
@@ -82,6 +86,7 @@ class StateReporter:
             started = recent[0].get("started_at")
             last = iso(started) if isinstance(started, datetime) else started
         versions = dict((status or {}).get("versions") or {})
+        last_seq, acked = self.store.outbox.last_seq(), hub_ack_seq(self.store)
         return {
             "schema": STATE_SCHEMA,
             "mode": mode,
@@ -97,7 +102,10 @@ class StateReporter:
             "last_transaction": last,
             "backlog": self.store.outbox.backlog(),
             # The hub compares it with the last seq it received: a missing tail shows as a gap too.
-            "last_seq": self.store.outbox.last_seq(),
+            "last_seq": last_seq,
+            "hub_ack_seq": acked,
+            # Events the hub has not yet confirmed storing: the agent keeps each of them until it does.
+            "unacked": max(0, last_seq - acked),
         }
 
     def _dataset_versions(self) -> dict[str, str]:
@@ -115,8 +123,8 @@ class StateReporter:
     def produce(self) -> list[Outgoing]:
         """Called often: returns a message only when something changed or the interval elapsed."""
         state = self.state()
-        # Backlog and last_seq move with every event; on their own they wait for the interval.
-        comparable = {k: v for k, v in state.items() if k not in ("backlog", "last_seq")}
+        # These move with every event; on their own they wait for the interval.
+        comparable = {k: v for k, v in state.items() if k not in _MOVING}
         now = self._monotonic()
         if comparable == self._last and now - self._last_sent < self.interval_s:
             return []

@@ -9,8 +9,6 @@ recognised by the hash of its bytes and ignored without parsing or alerting.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -23,38 +21,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from config import HUB_CONFIG_FILE, Config, with_hub_settings
-from edge_agent.commands import canonical
+from contract.bundles import (
+    BUNDLE_SCHEMA,
+    CONFIG_DATASET,
+    DATASETS,
+    FIELDS,
+    KINDS,
+    MAX_BUNDLE_BYTES,
+    records_sha256,
+)
+from contract.signing import canonical, signature_valid
+from contract.topics import SEGMENT, Topics
 from edge_agent.publisher import Outgoing
-from edge_agent.topics import Topics
 from kiosk.reference_data import Dataset
 from kiosk.store import ReferenceDataError, Request, Store, canonical_sha256
 from kiosk.store.dataset_validation import EVisaRow, VisaExemptRow, WatchlistRow
 
 log = logging.getLogger(__name__)
 
-BUNDLE_SCHEMA = 1
-# Checked before parsing: a 100k-row watchlist is ~13 MB, and json.loads of an unbounded message could
-# take the agent's memory (and the device's link to the hub) with it.
-MAX_BUNDLE_BYTES = 32 * 1024 * 1024
-KINDS = ("full", "delta")
-FIELDS = frozenset(
-    {
-        "schema",
-        "dataset",
-        "version",
-        "kind",
-        "base_version",
-        "issued_at",
-        "site",
-        "records",
-        "records_sha256",
-        "signature",
-    }
-)
 REASONS = (
     "too_large",
     "malformed",
@@ -68,14 +55,10 @@ REASONS = (
     "base_mismatch",
     "invalid_records",
 )
-# Fleet settings (config.HUB_SETTABLE) travel as a bundle too, but live in a file, not a table.
-CONFIG_DATASET = "config"
-DATASETS = frozenset({d.value for d in Dataset} | {CONFIG_DATASET})
 APPLIED_META = "sync_applied:{}"
 REJECTED_META = "sync_rejected:{}"
 # Same rule as kiosk.store.dataset_validation: a version string that can be stored is also safe to report.
 _VERSION = re.compile(r"^[\x21-\x7e]{1,100}$")
-_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Where a delta's base rows are read from; the columns are the record fields the hub sends.
 _ROW_COLUMNS: dict[Dataset, tuple[str, ...]] = {
@@ -122,17 +105,6 @@ class SyncStats:
     repeated: int = 0
     cleared: int = 0
     last: SyncOutcome | None = field(default=None)
-
-
-def normalised(records: Any) -> Any:
-    """List datasets in canonical order: the hub signs a given set as the same bytes every time."""
-    if isinstance(records, list):
-        return sorted(records, key=lambda record: canonical(record))
-    return records
-
-
-def records_sha256(records: Any) -> str:
-    return hashlib.sha256(canonical(records)).hexdigest()
 
 
 def _name(dataset: Dataset | str) -> str:
@@ -209,7 +181,7 @@ class SyncHandler:
             bundle = self._verify(topic, segment, payload)
             outcome = self._apply(bundle, digest)
         except Rejected as exc:
-            return self._reject(known or (segment if _SEGMENT.match(segment) else None), exc, digest)
+            return self._reject(known or (segment if SEGMENT.match(segment) else None), exc, digest)
         return self._count(outcome)
 
     def _count(self, outcome: SyncOutcome) -> SyncOutcome:
@@ -244,12 +216,9 @@ class SyncHandler:
             raise Rejected("malformed") from None
         if not isinstance(body, dict) or not isinstance(body.get("signature"), str):
             raise Rejected("malformed")
-        unsigned = {k: v for k, v in body.items() if k != "signature"}
         # Signature first: nothing in an unauthenticated message is worth trusting or reporting on.
-        try:
-            self.hub_key.verify(base64.b64decode(body["signature"], validate=True), canonical(unsigned))
-        except (InvalidSignature, binascii.Error, ValueError):
-            raise Rejected("bad_signature") from None
+        if not signature_valid(self.hub_key, body):
+            raise Rejected("bad_signature")
         version = body.get("version")
         version = version if isinstance(version, str) and _VERSION.match(version) else None
         if set(body) != FIELDS or version is None:

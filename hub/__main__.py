@@ -1,4 +1,4 @@
-"""``python -m hub``: key generation, command signing and the broker ACL for the fleet hub."""
+"""``python -m hub``: key generation, command signing, the broker ACL, bundles and the event consumer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from hub import broker_acl, bundles
+from hub import broker_acl, bundles, consume_cli
 from hub.signer import keygen, load_private_key, sign_command
 
 
@@ -25,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--args", default="{}", help="JSON object")
     broker_acl.add_parser(sub)
     bundles.add_parsers(sub)
+    consume_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "acl":
         return broker_acl.run(args)
     if args.command in bundles.COMMANDS:
         return bundles.run(args)
+    if args.command in consume_cli.COMMANDS:
+        return consume_cli.run(args)
     if args.command == "keygen":
         try:
             private_path, public_path = keygen(args.out, args.role)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from edge_agent.topics import ROOT, Topics
+from contract.topics import ROOT, Topics
 
 HUB_USER = "hub"
 # A kiosk called "sync" would alias the site's sync/{dataset} topics (same depth, same prefix).
@@ -52,6 +52,8 @@ def kiosk_rules(site: str, kiosk: str) -> list[str]:
         f"topic write {base}/events/+",
         f"topic write {base}/cmd_result/+",
         f"topic read {topics.command_filter}",
+        # Read only: a kiosk able to write its own watermark could make itself delete unstored events.
+        f"topic read {topics.ack}",
         f"topic read {topics.sync_filter}",
     ]
 
@@ -60,6 +62,7 @@ def hub_rules() -> list[str]:
     return [
         f"topic read {ROOT}/#",
         f"topic write {ROOT}/+/+/cmd/+",
+        f"topic write {ROOT}/+/+/ack",
         f"topic write {ROOT}/+/sync/+",
         # Broker health for the operations console (connected clients, dropped messages, load).
         "topic read $SYS/#",

@@ -9,7 +9,6 @@ the command key.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import sys
@@ -26,17 +25,18 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.commands import canonical
-from edge_agent.publisher import TlsOptions
-from edge_agent.sync import (
+from contract.broker import TlsOptions, parse_broker
+from contract.bundles import (
     BUNDLE_SCHEMA,
     CONFIG_DATASET,
+    FULL_ONLY,
     MAX_BUNDLE_BYTES,
-    SyncHandler,
     normalised,
     records_sha256,
 )
-from edge_agent.topics import Topics
+from contract.signing import canonical, signature
+from contract.topics import Topics
+from edge_agent.sync import SyncHandler
 from hub.signer import load_private_key
 from kiosk.reference_data import Dataset
 
@@ -62,7 +62,7 @@ def sign_bundle(
     Topics(site, "hub")  # same segment rule as the topic the bundle will travel on
     if kind not in ("full", "delta"):
         raise ValueError(f"kind must be full or delta, not {kind!r}")
-    if kind == "delta" and (name in (Dataset.POLICY.value, CONFIG_DATASET) or base_version is None):
+    if kind == "delta" and (name in FULL_ONLY or base_version is None):
         raise ValueError("a delta needs a base_version and a list dataset (policy and config are sent full)")
     if kind == "full" and base_version is not None:
         raise ValueError("a full bundle has no base_version")
@@ -80,7 +80,7 @@ def sign_bundle(
         "records": normalised(records) if kind == "full" else records,
     }
     body["records_sha256"] = records_sha256(body["records"])
-    body["signature"] = base64.b64encode(private_key.sign(canonical(body))).decode("ascii")
+    body["signature"] = signature(private_key, body)
     return body
 
 
@@ -292,8 +292,6 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from edge_agent.agent import parse_broker
-
     scheme, host, port = parse_broker(args.broker)
     raw = sys.stdin.buffer.read() if str(args.bundle) == "-" else args.bundle.read_bytes()
     payload = raw.strip()

@@ -26,15 +26,17 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub.signer import sign_command
+from contract.broker import TlsOptions
+from contract.commands import RESEND_MAX_SPAN
+from contract.topics import Topics
+from hub.ledger import EventLedger
+from hub.signer import sign_ack, sign_command
 
 log = logging.getLogger(__name__)
 
 EVENTS_FILTER = "gerbang/v1/+/+/events/#"
 STATE_FILTER = "gerbang/v1/+/+/state"
 RESULTS_FILTER = "gerbang/v1/+/+/cmd_result/+"
-# The agent refuses wider ranges (kiosk.store.store.MAX_PAGE_ROWS); bigger holes go in several commands.
-RESEND_MAX_SPAN = 10_000
 KioskKey = tuple[str, str]
 
 
@@ -82,13 +84,14 @@ class EventConsumer:
         retry_s: float = 15.0,
         validate: Callable[[str, bytes], object] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        ledger: EventLedger | None = None,
     ) -> None:
         self.max_seen = max_seen
         self.signing_key = signing_key
         self.recover_after_s = recover_after_s
         self.retry_s = retry_s
         self._monotonic = monotonic
-        # e.g. edge_agent.schema.validate: a message off the contract is dropped and listed in ``invalid``.
+        # e.g. contract.schema.validate: a message off the contract is dropped and listed in ``invalid``.
         self.validate = validate
         self.invalid: list[tuple[str, str]] = []
         self.lock = threading.Lock()
@@ -104,12 +107,26 @@ class EventConsumer:
         # Bounded LRU of event ids: memory must not grow with fleet uptime.
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._pending_ids: dict[str, ResendRequest] = {}
+        # With a ledger every event is stored durably and de-duplicated there (not in ``events`` or the
+        # LRU), every kiosk's history is expected from seq 1, and the hub publishes signed watermarks.
+        self.ledger = ledger
+        self._acks_sent: dict[KioskKey, int] = {}
+        if ledger is not None:
+            self._load(ledger)
         self._client: mqtt.Client | None = None
         self._stop = threading.Event()
         self._recovery: threading.Thread | None = None
         self.connected = threading.Event()
 
     # ------------------------------------------------------------------ bookkeeping
+    def _load(self, ledger: EventLedger) -> None:
+        """Continue where a previous consumer stopped: its holes are asked for again after the delay."""
+        now = self._monotonic()
+        for site, kiosk in ledger.kiosks():
+            position = ledger.position(site, kiosk)
+            gaps = [Gap(low, high, now) for low, high in position.gaps]
+            self.kiosks[(site, kiosk)] = KioskTrack(last_seq=position.last_seq, gap_list=gaps)
+
     def watch(self, site: str, kiosk: str, next_seq: int = 1) -> None:
         """Expect ``next_seq`` as this kiosk's next event (e.g. 1 for a new kiosk, or the hub's last + 1).
 
@@ -131,6 +148,8 @@ class EventConsumer:
             return False
         key = (parts[2], parts[3])
         with self.lock:
+            if self.ledger is not None:
+                return self._store(key, event, seq)
             if event_id in self._seen:
                 self._seen.move_to_end(event_id)
                 self.duplicates += 1
@@ -145,6 +164,16 @@ class EventConsumer:
             self.events.append(event)
             return True
 
+    def _store(self, key: KioskKey, event: dict[str, Any], seq: int) -> bool:
+        assert self.ledger is not None
+        if not self.ledger.add(key[0], key[1], event):
+            self.duplicates += 1
+            return False
+        # Only once the row is committed may the watermark (and so the kiosk's compaction) pass it.
+        track = self.kiosks.setdefault(key, KioskTrack())
+        self._advance(track, seq)
+        return True
+
     def ingest_state(self, topic: str, payload: bytes) -> None:
         """The retained state's ``last_seq``: events up to it exist, so any not received are a tail gap."""
         parts = topic.split("/")
@@ -157,6 +186,10 @@ class EventConsumer:
         with self.lock:
             self.states_received += 1
             track = self.kiosks.get((parts[2], parts[3]))
+            if self.ledger is not None:
+                self.ledger.note_reported(parts[2], parts[3], reported)
+                # The whole history is wanted: a kiosk first seen here is missing everything up to it.
+                track = self.kiosks.setdefault((parts[2], parts[3]), KioskTrack())
             if track is None:
                 # A kiosk never seen before: start from here rather than ask for its whole history.
                 self.kiosks[(parts[2], parts[3])] = KioskTrack(last_seq=reported)
@@ -180,6 +213,15 @@ class EventConsumer:
         with self.lock:
             track = self.kiosks.get((site, kiosk))
             return track.last_seq if track else 0
+
+    def watermark(self, site: str, kiosk: str) -> int:
+        """The highest seq up to which every event of the kiosk has been received (and, with a ledger,
+        stored); holes written off as unrecoverable no longer hold it back."""
+        with self.lock:
+            track = self.kiosks.get((site, kiosk))
+            if track is None:
+                return 0
+            return min(g.low for g in track.gap_list) - 1 if track.gap_list else track.last_seq
 
     def due_resends(self, max_span: int = RESEND_MAX_SPAN) -> list[tuple[str, str, int, int]]:
         """Holes open longer than ``recover_after_s`` and not asked for within ``retry_s``, in chunks.
@@ -244,10 +286,32 @@ class EventConsumer:
             sent += 1
         return sent
 
+    def publish_acks(self) -> int:
+        """Publish each kiosk's watermark when it moved (retained, signed): only with a ledger, since a
+        watermark lets the kiosk delete events and must never cover one the hub has not stored."""
+        client = self._client
+        if self.ledger is None or self.signing_key is None or client is None or not self.connected.is_set():
+            return 0
+        with self.lock:
+            keys = list(self.kiosks)
+        sent = 0
+        for site, kiosk in keys:
+            seq = self.watermark(site, kiosk)
+            if seq <= 0 or self._acks_sent.get((site, kiosk)) == seq:
+                continue
+            body = sign_ack(self.signing_key, {"site": site, "kiosk": kiosk}, seq)
+            topic = Topics(site, kiosk).ack
+            info = client.publish(topic, json.dumps(body).encode(), qos=1, retain=True)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                self._acks_sent[(site, kiosk)] = seq
+                sent += 1
+        return sent
+
     def _recover_loop(self, every_s: float) -> None:
         while not self._stop.wait(every_s):
             try:
                 self.request_resends()
+                self.publish_acks()
             except Exception:
                 # The recovery loop must outlive one bad round (e.g. a publish during a disconnect).
                 log.exception("resend round failed")
@@ -258,6 +322,8 @@ class EventConsumer:
             return
         # The broker may have lost our session (a crash without persistence): subscribe every time.
         client.subscribe([(EVENTS_FILTER, 1), (STATE_FILTER, 1), (RESULTS_FILTER, 1)])
+        # ... and its retained watermarks with it: publish them all again.
+        self._acks_sent.clear()
         self.connected.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
@@ -284,11 +350,22 @@ class EventConsumer:
         *,
         reconnect_delay: tuple[float, float] = (1.0, 30.0),
         recover_every_s: float = 1.0,
+        tls: TlsOptions | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, protocol=mqtt.MQTTv311
         )
         client.reconnect_delay_set(*reconnect_delay)
+        if tls is not None:
+            client.tls_set(
+                ca_certs=str(tls.ca_file),
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+            )
+        if username is not None:
+            client.username_pw_set(username, password)
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *_: self.connected.clear()
         client.on_message = self._on_message

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import uuid
@@ -13,7 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent.commands import canonical
+from contract.signing import signature
 
 PRIVATE_NAME = "hub_command_key.pem"
 PUBLIC_NAME = "hub_command_key.pub.pem"
@@ -69,5 +68,18 @@ def sign_command(
         "target": dict(target),
         "args": dict(args or {}),
     }
-    body["signature"] = base64.b64encode(private_key.sign(canonical(body))).decode("ascii")
+    body["signature"] = signature(private_key, body)
+    return body
+
+
+def sign_ack(
+    private_key: Ed25519PrivateKey, target: dict[str, str], seq: int, *, issued_at: datetime | None = None
+) -> dict[str, Any]:
+    """The acknowledgement watermark for one kiosk (``edge_agent.ack``), signed with the command key."""
+    body: dict[str, Any] = {
+        "target": dict(target),
+        "seq": int(seq),
+        "issued_at": (issued_at or datetime.now(UTC)).isoformat(),
+    }
+    body["signature"] = signature(private_key, body)
     return body

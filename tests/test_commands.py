@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
 from common.backoff import Backoff
-from edge_agent.commands import CommandHandler, load_public_key
+from contract.signing import load_public_key
+from contract.topics import Topics
+from edge_agent.commands import CommandHandler
 from edge_agent.publisher import Publisher, PublisherOptions
-from edge_agent.topics import Topics
 from hub.__main__ import main as hub_main
 from hub.signer import PRIVATE_NAME, PUBLIC_NAME, sign_command
 from kiosk.store import Request, Store
@@ -104,7 +105,7 @@ def outbox(db: Path, kind: str) -> list[dict[str, Any]]:
 
 
 def resign(private: Ed25519PrivateKey, body: dict[str, Any]) -> dict[str, Any]:
-    from edge_agent.commands import canonical
+    from contract.signing import canonical
 
     unsigned = {k: v for k, v in body.items() if k != "signature"}
     return {**unsigned, "signature": base64.b64encode(private.sign(canonical(unsigned))).decode()}

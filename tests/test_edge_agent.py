@@ -18,8 +18,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from common.backoff import Backoff
+from contract.topics import Topics
 from edge_agent.publisher import Publisher, PublisherOptions, event_message
-from edge_agent.topics import Topics
 from kiosk.store import Store
 from tests.mqtt_broker import MosquittoBroker
 

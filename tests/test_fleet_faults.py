@@ -26,9 +26,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent import schema
-from edge_agent.commands import CommandHandler, load_public_key
-from edge_agent.topics import Topics
+from contract import schema
+from contract.signing import load_public_key
+from contract.topics import Topics
+from edge_agent.commands import CommandHandler
 from hub.consumer import EventConsumer
 from hub.signer import sign_command
 from kiosk.store import Store
@@ -84,7 +85,7 @@ def hub_ids(consumer: EventConsumer) -> list[str]:
 
 
 def assert_exactly_once(consumer: EventConsumer, db: Path, store: Store) -> None:
-    # Every event, state and cmd_result the hub took in matched its JSON Schema (edge_agent/schemas).
+    # Every event, state and cmd_result the hub took in matched its JSON Schema (contract/schemas).
     assert consumer.invalid == []
     received = hub_ids(consumer)
     assert len(received) == len(set(received)), "the consumer kept a duplicate"
@@ -151,10 +152,12 @@ def test_hub_recovers_events_a_crashed_broker_had_acknowledged(
             assert consumer.unrecoverable == 0
             assert_exactly_once(consumer, db, store)
 
-            # 3. Lost AND already compacted by retention: the kiosk says so, the hub writes the hole off.
+            # 3. Lost AND already compacted (as if a watermark had covered them: a hub that lost its
+            # database): the kiosk says so, the hub writes the hole off.
             first_lost = store.outbox.last_seq() + 1
             lose_while_hub_is_away(consumer, broker, store, 10)
-            assert store.outbox.compact(datetime.now(UTC) + timedelta(seconds=1)) > 0
+            horizon = datetime.now(UTC) + timedelta(seconds=1)
+            assert store.outbox.compact(acked_through=store.outbox.last_seq(), delivered_before=horizon) > 0
             start_hub(consumer, broker)
             wait_for(lambda: consumer.unrecoverable == 10, 30, "compacted hole written off")
             answers = [r["result"] for r in consumer.resend_results.values() if r["status"] == "accepted"]
@@ -213,7 +216,8 @@ def test_resend_is_bounded_validated_and_reports_what_it_cannot_send(
         assert [e.seq for e in store.outbox.pending(100)] == list(range(11, 22))
 
         store.outbox.mark_delivered(range(1, 21))
-        assert store.outbox.compact(datetime.now(UTC) + timedelta(seconds=1)) == 20
+        horizon = datetime.now(UTC) + timedelta(seconds=1)
+        assert store.outbox.compact(acked_through=20, delivered_before=horizon) == 20
         assert store.outbox.last_seq() == 20 + 1  # the audit event of the accepted resend
         gone = resend({"from_seq": 1, "to_seq": 10})
         assert gone.result is not None and gone.result["compacted"] == 10 and gone.result["requeued"] == 0

@@ -1,4 +1,4 @@
-"""Every MQTT message against its JSON Schema (edge_agent/schemas) and the AsyncAPI document.
+"""Every MQTT message against its JSON Schema (contract/schemas) and the AsyncAPI document.
 
 The messages come from the real producers: a headless lane run into a real SQLite file (transactions,
 door alarms, silent referrals, help, out of service, hub requests, maintenance PIN), the agent's state
@@ -34,17 +34,19 @@ from jsonschema import Draft202012Validator
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config import Config
+from contract import schema
+from contract.bundles import DATASETS
+from contract.commands import COMMAND_NAMES
+from contract.topics import Topics
 from drivers.door_controller import AlarmKind
 from drivers.interfaces import LaneEvent
-from edge_agent import schema
 from edge_agent.agent import Overrides, build_publisher
-from edge_agent.commands import COMMAND_NAMES, CommandHandler
+from edge_agent.commands import CommandHandler
 from edge_agent.metrics import MetricsReporter
 from edge_agent.publisher import Publisher, event_message
 from edge_agent.state import StateReporter
-from edge_agent.sync import DATASETS, SyncHandler
 from edge_agent.sync import REASONS as SYNC_REASONS
-from edge_agent.topics import Topics
+from edge_agent.sync import SyncHandler
 from hub.bundles import encode, make_delta, sign_bundle
 from hub.signer import keygen, load_private_key, sign_command
 from kiosk.documents.mrz import MrzFormat
@@ -62,7 +64,7 @@ from tests.test_edge_agent import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 ASYNCAPI = ROOT / "docs" / "asyncapi.yaml"
-SCHEMA_DIR = ROOT / "edge_agent" / "schemas"
+SCHEMA_DIR = ROOT / "contract" / "schemas"
 SEED = 3  # this population has tailgaters, walk-aways and a watchlist hit: several alert kinds
 TRAVELLERS = 50
 # Arguments a hub would send, per command; a new command must be added here (and to the schema).
@@ -132,10 +134,10 @@ def test_schemas_ship_as_package_data() -> None:
     """What setuptools installs: packages found by the include patterns, data files by package globs."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     setuptools = pyproject["tool"]["setuptools"]
-    assert (SCHEMA_DIR / "__init__.py").is_file(), "edge_agent.schemas must be a package to be installed"
-    assert any(fnmatchcase("edge_agent.schemas", p) for p in setuptools["packages"]["find"]["include"])
+    assert (SCHEMA_DIR / "__init__.py").is_file(), "contract.schemas must be a package to be installed"
+    assert any(fnmatchcase("contract.schemas", p) for p in setuptools["packages"]["find"]["include"])
     data = setuptools["package-data"]
-    globs = [*data.get("edge_agent.schemas", []), *data.get("*", [])]
+    globs = [*data.get("contract.schemas", []), *data.get("*", [])]
     for path in SCHEMA_DIR.glob("*.schema.json"):
         assert any(fnmatchcase(path.name, glob) for glob in globs), f"{path.name} would not be installed"
     # The hub validates at run time, so jsonschema is a runtime dependency, not a test one.
@@ -587,7 +589,7 @@ def test_asyncapi_document_matches_the_schemas_and_the_topic_tree() -> None:
             assert name in schema.schemas()
             channel_schemas[message_id] = name
             referenced.add(name)
-        # Whatever topic the channel stands for, edge_agent.schema picks one of the channel's schemas.
+        # Whatever topic the channel stands for, contract.schema picks one of the channel's schemas.
         for topic in _instances(channel["address"], parameters):
             chosen = schema.schema_name(topic)
             assert chosen in channel_schemas.values(), (topic, chosen)
@@ -609,7 +611,7 @@ def test_asyncapi_document_matches_the_schemas_and_the_topic_tree() -> None:
             _local(document, message_ref["$ref"])
         actions[channel_ref.rsplit("/", 1)[1]] = operation["action"]
         assert channel["address"].startswith("gerbang/v1/{site}/")
-    # From the kiosk's side: it receives only its commands and its site's bundles.
+    # From the kiosk's side: it receives only its commands, its watermark and its site's bundles.
     assert actions == {
         "availability": "send",
         "state": "send",
@@ -617,6 +619,7 @@ def test_asyncapi_document_matches_the_schemas_and_the_topic_tree() -> None:
         "events": "send",
         "commands": "receive",
         "commandResults": "send",
+        "ack": "receive",
         "sync": "receive",
     }
 

@@ -24,8 +24,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from common.backoff import Backoff
-from edge_agent.publisher import Publisher, PublisherOptions, TlsOptions
-from edge_agent.topics import Topics
+from contract.broker import TlsOptions
+from contract.topics import Topics
+from edge_agent.publisher import Publisher, PublisherOptions
 from hub.__main__ import main as hub_main
 from hub.broker_acl import kiosk_username, parse_kiosk, render_acl
 from hub.signer import keygen, load_private_key, sign_command

@@ -541,13 +541,13 @@ def test_seq_strictly_increases_across_compaction_and_reopen(store_path: Path, c
         store.outbox.mark_delivered(e.seq for e in first)
         clock.advance(days=8)
         # Deletes everything, including the row holding the highest seq.
-        assert store.outbox.compact(clock.now() - timedelta(days=7)) == 5
+        assert store.outbox.compact(acked_through=5, delivered_before=clock.now() - timedelta(days=7)) == 5
         assert store.outbox.pending(10) == []
         after_compaction = store.outbox.add("audit", {"n": 5})
         assert after_compaction.seq > max(e.seq for e in first)
         store.outbox.mark_delivered([after_compaction.seq])
         clock.advance(days=8)
-        assert store.outbox.compact(clock.now()) == 1
+        assert store.outbox.compact(acked_through=after_compaction.seq, delivered_before=clock.now()) == 1
 
     with Store.open(store_path, now=clock.now) as store:
         after_reopen = store.outbox.add("audit", {"n": 6})
@@ -561,19 +561,22 @@ def test_compact_keeps_undelivered_and_recently_delivered(store: Store, clock: F
     store.outbox.mark_delivered([recent.seq])
     clock.advance(days=1)
 
-    assert store.outbox.compact(clock.now() - timedelta(days=7)) == 1
+    week_ago = clock.now() - timedelta(days=7)
+    # Old and delivered is not enough: the hub has not acknowledged storing it.
+    assert store.outbox.compact(acked_through=0, delivered_before=week_ago) == 0
+    assert store.outbox.compact(acked_through=pending.seq, delivered_before=week_ago) == 1
     assert store.outbox.get(old.seq) is None
     assert store.outbox.get(recent.seq) is not None
     assert [e.seq for e in store.outbox.pending(10)] == [pending.seq]
     with pytest.raises(ValueError, match="naive"):
-        store.outbox.compact(datetime(2025, 1, 1))
+        store.outbox.compact(acked_through=pending.seq, delivered_before=datetime(2025, 1, 1))
 
 
 outbox_ops = st.lists(
     st.one_of(
         st.tuples(st.just("add"), st.integers(1, 3)),
         st.tuples(st.just("deliver"), st.integers(0, 4)),
-        st.tuples(st.just("compact"), st.just(0)),
+        st.tuples(st.just("compact"), st.integers(0, 12)),  # the hub's watermark
         st.tuples(st.just("reopen"), st.just(0)),
     ),
     max_size=12,
@@ -599,7 +602,7 @@ def test_outbox_invariants_hold_for_any_operation_sequence(ops: list[tuple[str, 
                     delivered.update(chosen)
                 elif op == "compact":
                     clock.advance(seconds=1)
-                    store.outbox.compact(clock.now())
+                    store.outbox.compact(acked_through=n, delivered_before=clock.now())
                 else:
                     store.close()
                     store = Store.open(path, now=clock.now)

@@ -25,12 +25,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from common.backoff import Backoff
 from config import load_config
-from edge_agent import schema
+from contract import schema
+from contract.bundles import MAX_BUNDLE_BYTES, records_sha256
+from contract.signing import canonical, load_public_key
+from contract.topics import Topics
 from edge_agent.agent import Overrides, build_publisher
-from edge_agent.commands import canonical, load_public_key
 from edge_agent.publisher import Publisher, PublisherOptions, event_message
-from edge_agent.sync import MAX_BUNDLE_BYTES, SyncHandler, records_sha256
-from edge_agent.topics import Topics
+from edge_agent.sync import SyncHandler
 from hub.__main__ import main as hub_main
 from hub.bundles import bench_apply, encode, make_delta, publish_bundle, sign_bundle, synthetic_watchlist
 from hub.signer import SYNC_PRIVATE_NAME, SYNC_PUBLIC_NAME, keygen, load_private_key, sign_command

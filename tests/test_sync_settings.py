@@ -13,12 +13,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config import HUB_CONFIG_FILE, HUB_SETTABLE, load_config
-from edge_agent import schema
+from contract import schema
+from contract.bundles import records_sha256
+from contract.signing import canonical, load_public_key
+from contract.topics import Topics
 from edge_agent.agent import Overrides, build_publisher
-from edge_agent.commands import canonical, load_public_key
 from edge_agent.state import StateReporter
-from edge_agent.sync import SyncHandler, records_sha256
-from edge_agent.topics import Topics
+from edge_agent.sync import SyncHandler
 from hub.bundles import encode, publish_bundle, sign_bundle
 from kiosk.store import Store
 from tests.mqtt_broker import MosquittoBroker

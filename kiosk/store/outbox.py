@@ -177,12 +177,15 @@ class Outbox:
         with self._core.read("count backlog") as db:
             return int(db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL").fetchone()[0])
 
-    def compact(self, delivered_before: datetime) -> int:
-        """Delete events delivered before ``delivered_before``; returns how many. Seqs are never reused."""
+    def compact(self, *, acked_through: int, delivered_before: datetime) -> int:
+        """Delete events the hub has stored (seq <= its watermark ``acked_through``) and the broker
+        acknowledged before ``delivered_before``; returns how many. A PUBACK alone never makes an event
+        deletable: a broker may lose what it acknowledged. Seqs are never reused."""
         horizon = to_iso(delivered_before)
         with self._core.write("compact outbox") as db:
             cursor = db.execute(
-                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (horizon,)
+                "DELETE FROM outbox WHERE seq <= ? AND delivered_at IS NOT NULL AND delivered_at < ?",
+                (int(acked_through), horizon),
             )
             return cursor.rowcount
 

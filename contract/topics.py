@@ -13,7 +13,7 @@ ONLINE = "online"
 OFFLINE = "offline"
 RESERVED_KIOSK_IDS = frozenset({"sync"})
 # Same rule as the kiosk config ids: no MQTT wildcards or separators can sneak into a topic.
-_SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Topics:
 
     def __post_init__(self) -> None:
         for name, value in (("site", self.site), ("kiosk", self.kiosk)):
-            if not _SEGMENT.match(value):
+            if not SEGMENT.match(value):
                 raise ValueError(f"{name} {value!r} is not a valid topic segment")
         if self.kiosk in RESERVED_KIOSK_IDS:
             # gerbang/v1/{site}/sync/... is the site's bundle channel; a kiosk called "sync" could write it.
@@ -42,12 +42,12 @@ class Topics:
         return f"{self.base}/state"
 
     def event(self, event_type: str) -> str:
-        if not _SEGMENT.match(event_type):
+        if not SEGMENT.match(event_type):
             raise ValueError(f"event type {event_type!r} is not a valid topic segment")
         return f"{self.base}/events/{event_type}"
 
     def command(self, name: str) -> str:
-        if not _SEGMENT.match(name):
+        if not SEGMENT.match(name):
             raise ValueError(f"command name {name!r} is not a valid topic segment")
         return f"{self.base}/cmd/{name}"
 
@@ -56,7 +56,7 @@ class Topics:
         return f"{self.base}/cmd/+"
 
     def command_result(self, command_id: str) -> str:
-        if not _SEGMENT.match(command_id):
+        if not SEGMENT.match(command_id):
             raise ValueError(f"command id {command_id!r} is not a valid topic segment")
         return f"{self.base}/cmd_result/{command_id}"
 
@@ -65,10 +65,15 @@ class Topics:
         return f"{ROOT}/{self.site}/sync/+"
 
     def sync(self, dataset: str) -> str:
-        if not _SEGMENT.match(dataset):
+        if not SEGMENT.match(dataset):
             raise ValueError(f"dataset {dataset!r} is not a valid topic segment")
         return f"{ROOT}/{self.site}/sync/{dataset}"
 
     @property
     def metrics(self) -> str:
         return f"{self.base}/metrics"
+
+    @property
+    def ack(self) -> str:
+        """The hub's retained, signed watermark: every seq up to it is durably stored at the hub."""
+        return f"{self.base}/ack"

@@ -1,10 +1,10 @@
 """The JSON Schemas of the MQTT messages, and validation of a message by the topic it travels on.
 
-One schema file per message in ``edge_agent/schemas/`` (draft 2020-12, shipped as package data);
+One schema file per message in ``contract/schemas/`` (draft 2020-12, shipped as package data);
 ``docs/asyncapi.yaml`` points at the same files. The hub validates what it receives and tests validate
 what the real producers send, so a producer that drifts from the contract fails loudly::
 
-    from edge_agent.schema import validate
+    from contract.schema import validate
     body = validate(msg.topic, msg.payload)  # raises MessageInvalid, else returns the parsed payload
 
 Besides the schema, :func:`validate` checks what only the topic knows: an event's ``type``, a
@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
-from edge_agent.topics import ROOT
+from contract.topics import ROOT
 
 BASE_URI = "https://schemas.gerbang.example/mqtt/v1/"
 SUFFIX = ".schema.json"
@@ -54,7 +54,7 @@ class UnknownTopic(MessageInvalid):
 
 
 def _schema_files() -> dict[str, dict[str, Any]]:
-    folder = resources.files("edge_agent.schemas")
+    folder = resources.files("contract.schemas")
     loaded: dict[str, dict[str, Any]] = {}
     for entry in folder.iterdir():
         if entry.name.endswith(SUFFIX):
@@ -106,7 +106,7 @@ def schema_name(topic: str) -> str:
     if len(parts) == 5 and parts[3] == "sync":
         # The site's bundles; "sync" is therefore not usable as a kiosk id (see docs/asyncapi.yaml).
         return "sync-bundle"
-    if len(parts) == 5 and parts[4] in ("availability", "state", "metrics"):
+    if len(parts) == 5 and parts[4] in ("availability", "state", "metrics", "ack"):
         return parts[4]
     if kind == "events" and parts[5] in EVENT_TYPES:
         return f"event-{parts[5]}"

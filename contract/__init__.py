@@ -1,0 +1,8 @@
+"""The hub/kiosk wire contract, imported by both sides and by nothing else's internals.
+
+Topics (:mod:`contract.topics`), canonical JSON and Ed25519 signature checks (:mod:`contract.signing`),
+command and watermark shapes (:mod:`contract.commands`), bundle format and limits
+(:mod:`contract.bundles`), the JSON Schema of every message and its validator (:mod:`contract.schema`,
+files in ``contract/schemas/``) and broker URLs (:mod:`contract.broker`). It imports nothing from
+``kiosk``, ``edge_agent`` or ``hub``: a change here is a change of the wire.
+"""

@@ -1,0 +1,46 @@
+"""Signed reference-data bundles on ``gerbang/v1/{site}/sync/{dataset}``: format, limits, checksum."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from contract.signing import canonical
+
+BUNDLE_SCHEMA = 1
+# Checked before parsing: a 100k-row watchlist is ~13 MB, and json.loads of an unbounded message could
+# take the agent's memory (and the device's link to the hub) with it.
+MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+KINDS = ("full", "delta")
+FIELDS = frozenset(
+    {
+        "schema",
+        "dataset",
+        "version",
+        "kind",
+        "base_version",
+        "issued_at",
+        "site",
+        "records",
+        "records_sha256",
+        "signature",
+    }
+)
+# The reference datasets (kiosk.reference.Dataset, checked equal by the tests) and the fleet settings,
+# which travel as a bundle too but live in a file on the kiosk, not a table.
+REFERENCE_DATASETS = frozenset({"evisa", "visa_exempt", "watchlist", "policy"})
+CONFIG_DATASET = "config"
+DATASETS = REFERENCE_DATASETS | {CONFIG_DATASET}
+# Sent whole only: one object, not a list of rows.
+FULL_ONLY = frozenset({"policy", CONFIG_DATASET})
+
+
+def normalised(records: Any) -> Any:
+    """List datasets in canonical order: the hub signs a given set as the same bytes every time."""
+    if isinstance(records, list):
+        return sorted(records, key=lambda record: canonical(record))
+    return records
+
+
+def records_sha256(records: Any) -> str:
+    return hashlib.sha256(canonical(records)).hexdigest()

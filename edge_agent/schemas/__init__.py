@@ -1,1 +1,0 @@
-"""JSON Schemas (draft 2020-12) of every MQTT message; loaded by :mod:`edge_agent.schema`."""
