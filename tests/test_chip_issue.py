@@ -1,0 +1,99 @@
+"""``python -m kiosk chip issue``: a test passport's LDS, parsed back file by file."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
+from cryptography.x509.oid import NameOID
+
+from drivers.chip.lds import face, files, sod
+from kiosk.cli import main
+from tests.chip_material import TD1, TD3, encode, portrait
+
+
+def _write_inputs(tmp_path: Path, lines: list[str], fmt: str = "jpeg") -> tuple[Path, Path]:
+    mrz = tmp_path / "mrz.txt"
+    mrz.write_text("\n".join(lines) + "\n")
+    image = tmp_path / ("face.jpg" if fmt == "jpeg" else "face.png")
+    if fmt == "jpeg":
+        image.write_bytes(encode(portrait(300, 400), "jpeg"))
+    else:
+        cv2.imwrite(str(image), cv2.cvtColor(portrait(300, 400), cv2.COLOR_RGB2BGR))
+    return mrz, image
+
+
+def _read(out: Path) -> dict[str, bytes]:
+    return {p.stem: p.read_bytes() for p in out.glob("*.bin")}
+
+
+def test_issue_writes_a_parseable_signed_lds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mrz, image = _write_inputs(tmp_path, TD3)
+    out, ca = tmp_path / "lds", tmp_path / "ca"
+    argv = ["chip", "issue", "--mrz-file", str(mrz), "--portrait", str(image), "--out", str(out)]
+    assert main([*argv, "--ca", str(ca)]) == 0
+    assert '"test_pki": true' in capsys.readouterr().out
+    lds = _read(out)
+    assert set(lds) == {"COM", "DG1", "DG2", "SOD"}
+    assert files.parse_com(lds["COM"]).data_groups == (1, 2)
+    assert files.parse_dg1(lds["DG1"]) == TD3
+    (photo,) = face.parse_dg2(lds["DG2"])
+    assert (photo.format, photo.width, photo.height) == ("jpeg", 300, 400)
+    assert photo.data == image.read_bytes()  # a JPEG input is stored byte for byte
+
+    parsed = sod.parse_sod(lds["SOD"])
+    assert parsed.hash_name == "sha256"
+    assert parsed.hashes == {n: hashlib.sha256(lds[f"DG{n}"]).digest() for n in (1, 2)}
+
+    csca = x509.load_pem_x509_certificate((ca / "csca-UT.pem").read_bytes())
+    ds = x509.load_der_x509_certificate(parsed.signed_data["certificates"][0].chosen.dump())
+    assert ds.issuer == csca.subject
+    for cert in (csca, ds):
+        assert cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Gerbang TEST PKI"
+        assert cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value == "UT"
+    usage = csca.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_cert_sign and usage.crl_sign
+    assert ds.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+
+    # a second passport from the same --ca reuses its CSCA and DS
+    assert main([*argv[:-1], str(tmp_path / "second"), "--ca", str(ca)]) == 0
+    again = sod.parse_sod(_read(tmp_path / "second")["SOD"])
+    assert (
+        again.signed_data["certificates"][0].chosen.dump()
+        == parsed.signed_data["certificates"][0].chosen.dump()
+    )
+
+
+@pytest.mark.parametrize(("aa", "key_type"), [("rsa", rsa.RSAPrivateKey), ("ec", ec.EllipticCurvePrivateKey)])
+def test_issue_with_jpeg2000_aa_and_pace(tmp_path: Path, aa: str, key_type: type) -> None:
+    mrz, image = _write_inputs(tmp_path, TD1, fmt="png")
+    out = tmp_path / "lds"
+    argv = ["chip", "issue", "--mrz-file", str(mrz), "--portrait", str(image), "--out", str(out)]
+    assert main([*argv, "--ca", str(tmp_path / "ca"), "--jpeg2000", "--aa", aa, "--pace"]) == 0
+    lds = _read(out)
+    (photo,) = face.parse_dg2(lds["DG2"])
+    assert photo.format == face.sniff_format(photo.data) == "jpeg2000"
+    assert face.decode_image(photo.data).shape == (400, 300, 3)
+    key = load_pem_private_key((out / "AA.key.pem").read_bytes(), password=None)
+    assert isinstance(key, key_type)
+    assert (
+        load_der_public_key(files.parse_dg15(lds["DG15"])).public_numbers()
+        == key.public_key().public_numbers()
+    )
+    expected = {1, 2, 15} | ({14} if aa == "ec" else set())
+    assert set(files.parse_com(lds["COM"]).data_groups) == expected
+    assert set(sod.parse_sod(lds["SOD"]).hashes) == expected
+    assert files.aa_hash(lds.get("DG14")) == ("sha256" if aa == "ec" else None)
+    assert [p.parameter_id for p in files.pace_infos(lds["CardAccess"])] == [13]
+
+
+def test_issue_refuses_a_bad_mrz(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mrz, image = _write_inputs(tmp_path, [TD3[0], TD3[1][:-1] + "9"])
+    argv = ["chip", "issue", "--mrz-file", str(mrz), "--portrait", str(image), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("cannot issue:")
