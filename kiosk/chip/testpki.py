@@ -96,7 +96,10 @@ def make_ds(
         .not_valid_after(not_after or now + DS_VALIDITY)
         .add_extension(_usage(digital_signature=True), critical=True)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(csca.key.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                csca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            ),
+            critical=False,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(csca.key, hashes.SHA256())

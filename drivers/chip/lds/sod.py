@@ -53,33 +53,34 @@ def _sign(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, hash_name: str, d
     return key.sign(data, ec.ECDSA(algorithm))
 
 
-def sign_sod(
-    security_object: bytes,
-    ds_cert: cx509.Certificate,
-    ds_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+def sign_cms(
+    content_type: str,
+    content: bytes,
+    cert: cx509.Certificate,
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     hash_name: str = "sha256",
     signing_time: datetime | None = None,
 ) -> bytes:
-    """EF.SOD: tag 77 around the ContentInfo of a SignedData over ``security_object``."""
-    cert = x509.Certificate.load(ds_cert.public_bytes(serialization.Encoding.DER))
+    """DER ContentInfo of a SignedData over ``content`` with the signer certificate included, as
+    ICAO uses for EF.SOD and for master lists (9303-12 §9)."""
+    cert_asn1 = x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
     attrs = cms.CMSAttributes(
         [
-            {"type": "content_type", "values": [ID_LDS_SECURITY_OBJECT]},
+            {"type": "content_type", "values": [content_type]},
             {"type": "signing_time", "values": [cms.Time({"utc_time": signing_time or datetime.now(UTC)})]},
-            {"type": "message_digest", "values": [digest(hash_name, security_object)]},
+            {"type": "message_digest", "values": [digest(hash_name, content)]},
         ]
     )
-    key_algo = "rsa" if isinstance(ds_key, rsa.RSAPrivateKey) else "ecdsa"
+    key_algo = "rsa" if isinstance(key, rsa.RSAPrivateKey) else "ecdsa"
+    serial = {"issuer": cert_asn1.issuer, "serial_number": cert_asn1.serial_number}
     signer = cms.SignerInfo(
         {
             "version": "v1",
-            "sid": cms.SignerIdentifier(
-                {"issuer_and_serial_number": {"issuer": cert.issuer, "serial_number": cert.serial_number}}
-            ),
+            "sid": cms.SignerIdentifier({"issuer_and_serial_number": serial}),
             "digest_algorithm": {"algorithm": hash_name},
             "signed_attrs": attrs,
             "signature_algorithm": {"algorithm": f"{hash_name}_{key_algo}"},
-            "signature": _sign(ds_key, hash_name, attrs.dump()),
+            "signature": _sign(key, hash_name, attrs.dump()),
         }
     )
     signed_data = cms.SignedData(
@@ -87,15 +88,38 @@ def sign_sod(
             "version": "v3",
             "digest_algorithms": [algos.DigestAlgorithm({"algorithm": hash_name})],
             "encap_content_info": {
-                "content_type": ID_LDS_SECURITY_OBJECT,
-                "content": core.ParsableOctetString(security_object),
+                "content_type": content_type,
+                "content": core.ParsableOctetString(content),
             },
-            "certificates": [cert],
+            "certificates": [cert_asn1],
             "signer_infos": [signer],
         }
     )
-    content_info = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-    return tlv.encode(_TAG_SOD, content_info.dump())
+    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+
+
+def sign_sod(
+    security_object: bytes,
+    ds_cert: cx509.Certificate,
+    ds_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+    hash_name: str = "sha256",
+) -> bytes:
+    """EF.SOD: tag 77 around the SignedData of the Document Signer over ``security_object``."""
+    return tlv.encode(_TAG_SOD, sign_cms(ID_LDS_SECURITY_OBJECT, security_object, ds_cert, ds_key, hash_name))
+
+
+def load_signed_data(der: bytes, content_type: str) -> cms.SignedData:
+    """The SignedData of a DER ContentInfo whose eContent is of ``content_type`` (ValueError if not)."""
+    content_info = cms.ContentInfo.load(der, strict=True)
+    if content_info["content_type"].native != "signed_data":
+        raise ValueError("not a CMS SignedData")
+    signed_data = content_info["content"]
+    found = signed_data["encap_content_info"]["content_type"].dotted
+    if found != content_type:
+        raise ValueError(f"content type {found}, expected {content_type}")
+    if len(signed_data["signer_infos"]) != 1:
+        raise ValueError(f"{len(signed_data['signer_infos'])} signers, not one")
+    return signed_data
 
 
 @dataclass(frozen=True)
@@ -109,17 +133,8 @@ class Sod:
 
 def parse_sod(data: bytes) -> Sod:
     """EF.SOD parsed (ValueError when it is not one SignedData over an LDS Security Object)."""
-    content_info = cms.ContentInfo.load(tlv.unwrap(data, _TAG_SOD), strict=True)
-    if content_info["content_type"].native != "signed_data":
-        raise ValueError("EF.SOD is not a CMS SignedData")
-    signed_data = content_info["content"]
-    encap = signed_data["encap_content_info"]
-    if encap["content_type"].dotted != ID_LDS_SECURITY_OBJECT:
-        raise ValueError(f"EF.SOD content type {encap['content_type'].dotted} is not ldsSecurityObject")
-    signer_infos = signed_data["signer_infos"]
-    if len(signer_infos) != 1:
-        raise ValueError(f"EF.SOD has {len(signer_infos)} signers, not one")
-    lso_der = encap["content"].contents
+    signed_data = load_signed_data(tlv.unwrap(data, _TAG_SOD), ID_LDS_SECURITY_OBJECT)
+    lso_der = signed_data["encap_content_info"]["content"].contents
     lso = LDSSecurityObject.load(lso_der, strict=True)
     hash_name = lso["hash_algorithm"]["algorithm"].native
     if hash_name not in HASHES:
@@ -128,4 +143,4 @@ def parse_sod(data: bytes) -> Sod:
         v["data_group_number"].native: v["data_group_hash_value"].native
         for v in lso["data_group_hash_values"]
     }
-    return Sod(signed_data, signer_infos[0], lso_der, hash_name, values)
+    return Sod(signed_data, signed_data["signer_infos"][0], lso_der, hash_name, values)
