@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_private_key
 from cryptography.x509.oid import NameOID
 
-from drivers.chip.lds import face, files, sod
+from drivers.chip.lds import aa, face, files, sod
+from kiosk.chip.active import verify_active_authentication
 from kiosk.cli import main
 from tests.chip_material import TD1, TD3, encode, portrait
 
@@ -69,12 +70,14 @@ def test_issue_writes_a_parseable_signed_lds(tmp_path: Path, capsys: pytest.Capt
     )
 
 
-@pytest.mark.parametrize(("aa", "key_type"), [("rsa", rsa.RSAPrivateKey), ("ec", ec.EllipticCurvePrivateKey)])
-def test_issue_with_jpeg2000_aa_and_pace(tmp_path: Path, aa: str, key_type: type) -> None:
+@pytest.mark.parametrize(
+    ("aa_kind", "key_type"), [("rsa", rsa.RSAPrivateKey), ("ec", ec.EllipticCurvePrivateKey)]
+)
+def test_issue_with_jpeg2000_aa_and_pace(tmp_path: Path, aa_kind: str, key_type: type) -> None:
     mrz, image = _write_inputs(tmp_path, TD1, fmt="png")
     out = tmp_path / "lds"
     argv = ["chip", "issue", "--mrz-file", str(mrz), "--portrait", str(image), "--out", str(out)]
-    assert main([*argv, "--ca", str(tmp_path / "ca"), "--jpeg2000", "--aa", aa, "--pace"]) == 0
+    assert main([*argv, "--ca", str(tmp_path / "ca"), "--jpeg2000", "--aa", aa_kind, "--pace"]) == 0
     lds = _read(out)
     (photo,) = face.parse_dg2(lds["DG2"])
     assert photo.format == face.sniff_format(photo.data) == "jpeg2000"
@@ -85,11 +88,15 @@ def test_issue_with_jpeg2000_aa_and_pace(tmp_path: Path, aa: str, key_type: type
         load_der_public_key(files.parse_dg15(lds["DG15"])).public_numbers()
         == key.public_key().public_numbers()
     )
-    expected = {1, 2, 15} | ({14} if aa == "ec" else set())
+    expected = {1, 2, 15} | ({14} if aa_kind == "ec" else set())
     assert set(files.parse_com(lds["COM"]).data_groups) == expected
     assert set(sod.parse_sod(lds["SOD"]).hashes) == expected
-    assert files.aa_hash(lds.get("DG14")) == ("sha256" if aa == "ec" else None)
+    assert files.aa_hash(lds.get("DG14")) == ("sha256" if aa_kind == "ec" else None)
     assert [p.parameter_id for p in files.pace_infos(lds["CardAccess"])] == [13]
+    # the chip's AA key answers a challenge as the simulator will, and the kiosk accepts it
+    challenge = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+    response = aa.sign_challenge(key, challenge, files.aa_hash(lds.get("DG14")))
+    assert verify_active_authentication(lds["DG15"], challenge, response, lds.get("DG14"))
 
 
 def test_issue_refuses_a_bad_mrz(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
