@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from drivers.chip.lds import files, sod
 from drivers.chip.lds.asn1 import ID_CSCA_MASTER_LIST, ID_MASTER_LIST_SIGNING_KEY, CscaMasterList
+from kiosk.chip.consistency import dg1_matches_mrz
 from kiosk.chip.issue import Portrait, build_lds
 from kiosk.chip.passive import PassiveError, passive_authentication
 from kiosk.chip.testpki import Signer, make_csca, make_ds
@@ -188,3 +189,10 @@ def test_master_list_import(tmp_path: Path, pki: tuple[Signer, Signer], picture:
     broken.write_bytes(_flip(good, len(good) - 3))
     store = TrustStore.load(broken)
     assert store.cscas == [] and "signature invalid" in store.skipped[0]
+
+
+def test_dg1_against_the_printed_mrz() -> None:
+    dg1 = files.build_dg1(TD3)
+    assert dg1_matches_mrz(dg1, ["", f"  {TD3[0].lower()} ", TD3[1]])
+    assert not dg1_matches_mrz(dg1, [TD3[0], TD3[1].replace("L898902C3", "L898902C4")])
+    assert not dg1_matches_mrz(dg1[:-3], TD3)
