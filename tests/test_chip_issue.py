@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,8 @@ from cryptography.x509.oid import NameOID
 
 from drivers.chip.lds import aa, face, files, sod
 from kiosk.chip.active import verify_active_authentication
+from kiosk.chip.passive import passive_authentication
+from kiosk.chip.trust import TrustStore
 from kiosk.cli import main
 from tests.chip_material import TD1, TD3, encode, portrait
 
@@ -104,3 +107,23 @@ def test_issue_refuses_a_bad_mrz(tmp_path: Path, capsys: pytest.CaptureFixture[s
     argv = ["chip", "issue", "--mrz-file", str(mrz), "--portrait", str(image), "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("cannot issue:")
+
+
+def test_trust_import_checks_then_stores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mrz, image = _write_inputs(tmp_path, TD3)
+    ca = tmp_path / "ca"
+    argv = ["chip", "issue", "--mrz-file", str(mrz), "--portrait", str(image), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--ca", str(ca)]) == 0
+    capsys.readouterr()
+    junk = tmp_path / "junk.der"
+    junk.write_bytes(b"\x30\x03\x02\x01\x00")
+    store = tmp_path / "trust"
+    # the DS certificate is not a CA: refused like the junk, while the CSCA goes in
+    files_in = [ca / "csca-UT.pem", ca / "ds-UT.pem", junk]
+    assert main(["chip", "trust", "import", *map(str, files_in), "--store", str(store)]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert [i["stored"] for i in report["imported"]] == ["csca-UT.pem"]
+    assert [r["file"] for r in report["refused"]] == [str(ca / "ds-UT.pem"), str(junk)]
+    assert sorted(p.name for p in store.iterdir()) == ["csca-UT.pem"]
+    lds = _read(tmp_path / "o")
+    assert passive_authentication(lds, TrustStore.load(store)).valid

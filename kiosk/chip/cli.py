@@ -1,4 +1,7 @@
-"""``python -m kiosk chip ...``: the chip commands (the test passport issuer, the trust store)."""
+"""``python -m kiosk chip ...``: the chip commands (the test passport issuer, the trust store import).
+
+Exit codes: 0 done; 2 unusable input (bad MRZ or image, a file refused by the trust store).
+"""
 
 from __future__ import annotations
 
@@ -26,10 +29,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     issue.add_argument("--aa", choices=("rsa", "ec"), help="Active Authentication key (DG15, AA.key.pem)")
     issue.add_argument("--pace", action="store_true", help="offer PACE (EF.CardAccess)")
 
+    trust = chip_sub.add_parser("trust", help="the passive-authentication trust store")
+    trust_sub = trust.add_subparsers(dest="trust_command", required=True)
+    trust_import = trust_sub.add_parser(
+        "import", help="check CSCA certificates, ICAO master lists and CRLs, then copy them into the store"
+    )
+    trust_import.add_argument("files", type=Path, nargs="+")
+    trust_import.add_argument("--store", type=Path, default=Path("var/chip-trust"), help="trust store folder")
+
 
 def run(args: argparse.Namespace) -> int:
     if args.chip_command == "issue":
         return _issue(args)
+    if args.chip_command == "trust":
+        return _trust_import(args)
     raise AssertionError(args.chip_command)
 
 
@@ -47,3 +60,29 @@ def _issue(args: argparse.Namespace) -> int:
     files = sorted(f"{name}.bin" for name in lds) + (["AA.key.pem"] if args.aa else [])
     print(json.dumps({"out": str(args.out), "files": files, "ca": str(args.ca), "test_pki": True}))
     return 0
+
+
+def _trust_import(args: argparse.Namespace) -> int:
+    """Each file is checked against the store as it stands (a master list's signer must chain to a
+    CSCA) before it is copied in; a refused file changes nothing."""
+    import hashlib
+
+    from kiosk.chip.trust import TrustStore
+
+    args.store.mkdir(parents=True, exist_ok=True)
+    store = TrustStore.load(args.store)
+    imported, refused = [], []
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+            kind = store.add(data)
+        except (OSError, ValueError) as exc:  # TrustError, and cryptography's parse errors
+            refused.append({"file": str(path), "reason": " ".join(str(exc).split())})
+            continue
+        target = args.store / path.name
+        if target.exists() and target.read_bytes() != data:
+            target = args.store / f"{path.stem}-{hashlib.sha256(data).hexdigest()[:8]}{path.suffix}"
+        target.write_bytes(data)
+        imported.append({"file": str(path), "kind": kind, "stored": target.name})
+    print(json.dumps({"imported": imported, "refused": refused, "cscas": len(store.cscas)}))
+    return EXIT_UNUSABLE_INPUT if refused else 0
