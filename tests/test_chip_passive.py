@@ -196,3 +196,27 @@ def test_dg1_against_the_printed_mrz() -> None:
     assert dg1_matches_mrz(dg1, ["", f"  {TD3[0].lower()} ", TD3[1]])
     assert not dg1_matches_mrz(dg1, [TD3[0], TD3[1].replace("L898902C3", "L898902C4")])
     assert not dg1_matches_mrz(dg1[:-3], TD3)
+
+
+def test_sod_corruption_never_raises_and_signed_parts_always_fail(
+    tmp_path: Path, pki: tuple[Signer, Signer], picture: Portrait
+) -> None:
+    csca, ds = pki
+    trust = _trust(tmp_path, csca)
+    lds = build_lds(TD3, picture, ds)
+    data = lds["SOD"]
+    parsed = sod.parse_sod(data)
+    signed_parts = [
+        parsed.security_object_der,
+        parsed.signer_info["signed_attrs"].dump(),
+        parsed.signer_info["signature"].native,
+        parsed.signed_data["certificates"][0].chosen.dump(),
+    ]
+    signed = {data.index(part) + i for part in signed_parts for i in range(len(part))}
+    accepted = []
+    for index in range(len(data)):
+        if passive_authentication({**lds, "SOD": _flip(data, index)}, trust, NOW).valid:
+            accepted.append(index)
+    assert not signed & set(accepted)
+    # only the unsigned NULL parameters of the signer's digest algorithm may change harmlessly
+    assert len(accepted) <= 1, accepted

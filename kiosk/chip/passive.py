@@ -7,6 +7,7 @@ wrong; only a malformed EF.SOD stops early, since nothing else can be checked wi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ from kiosk.chip.countries import alpha2
 from kiosk.chip.signatures import signer_certificate, verify_signed_data
 from kiosk.chip.trust import TrustStore, issued_by
 from kiosk.documents.mrz import NotAnMrz, parse_mrz
+
+log = logging.getLogger(__name__)
 
 
 class PassiveError(StrEnum):
@@ -156,21 +159,32 @@ def passive_authentication(
     try:
         sod = parse_sod(lds["SOD"])
         ds = signer_certificate(sod.signed_data)
-    except (KeyError, ValueError):
+    except Exception as exc:  # chip content is hostile input: whatever the parsers throw, it is malformed
+        log.info("EF.SOD malformed: %s", type(exc).__name__)
         result.fail(PassiveError.SOD_MALFORMED)
         return result
     if ds is None:
         result.fail(PassiveError.SOD_MALFORMED)
         return result
-    result.signer = ds.subject.rfc4514_string()
     try:
-        signed = verify_signed_data(sod.signed_data, ds)
-    except ValueError:  # asn1crypto parses lazily: a malformed signed attribute surfaces only here
+        _check(sod, ds, lds, trust, at, result)
+    except Exception as exc:  # asn1crypto and cryptography parse lazily: a malformed part surfaces late
+        log.info("EF.SOD malformed: %s", type(exc).__name__)
         result.fail(PassiveError.SOD_MALFORMED)
-        return result
-    if not signed:
+    return result
+
+
+def _check(
+    sod: Sod,
+    ds: x509.Certificate,
+    lds: Mapping[str, bytes],
+    trust: TrustStore,
+    at: datetime,
+    result: PassiveResult,
+) -> None:
+    result.signer = ds.subject.rfc4514_string()
+    if not verify_signed_data(sod.signed_data, ds):
         result.fail(PassiveError.SOD_SIGNATURE_INVALID)
     csca = _check_chain(ds, trust, at, result)
     _check_country(lds, ds, csca, result)
     _check_groups(sod, lds, result)
-    return result

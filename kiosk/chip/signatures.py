@@ -43,7 +43,11 @@ def verify(
 
 def signer_certificate(signed_data: cms.SignedData) -> x509.Certificate | None:
     """The certificate the SignerInfo's sid names, from the SignedData's own certificate set."""
-    sid = signed_data["signer_infos"][0]["sid"]
+    info = signed_data["signer_infos"][0]
+    sid = info["sid"]
+    # RFC 5652 §5.3: version 1 goes with issuerAndSerialNumber, version 3 with subjectKeyIdentifier
+    if info["version"].native != ("v1" if sid.name == "issuer_and_serial_number" else "v3"):
+        return None
     for choice in signed_data["certificates"] or ():
         cert = choice.chosen
         if sid.name == "issuer_and_serial_number":

@@ -119,6 +119,12 @@ def load_signed_data(der: bytes, content_type: str) -> cms.SignedData:
         raise ValueError(f"content type {found}, expected {content_type}")
     if len(signed_data["signer_infos"]) != 1:
         raise ValueError(f"{len(signed_data['signer_infos'])} signers, not one")
+    # ICAO 9303-12 §9: SignedData version 3, and the signer's digest algorithm among those declared
+    if signed_data["version"].native != "v3":
+        raise ValueError(f"SignedData version {signed_data['version'].native}, not v3")
+    signer_digest = signed_data["signer_infos"][0]["digest_algorithm"]["algorithm"].dotted
+    if signer_digest not in {a["algorithm"].dotted for a in signed_data["digest_algorithms"]}:
+        raise ValueError("the signer's digest algorithm is not in digestAlgorithms")
     return signed_data
 
 
