@@ -210,7 +210,7 @@ def test_sod_corruption_never_raises_and_signed_parts_always_fail(
         parsed.security_object_der,
         parsed.signer_info["signed_attrs"].dump(),
         parsed.signer_info["signature"].native,
-        parsed.signed_data["certificates"][0].chosen.dump(),
+        parsed.signed_data["certificates"][0].chosen["tbs_certificate"].dump(),
     ]
     signed = {data.index(part) + i for part in signed_parts for i in range(len(part))}
     accepted = []
@@ -218,5 +218,7 @@ def test_sod_corruption_never_raises_and_signed_parts_always_fail(
         if passive_authentication({**lds, "SOD": _flip(data, index)}, trust, NOW).valid:
             accepted.append(index)
     assert not signed & set(accepted)
-    # only the unsigned NULL parameters of the signer's digest algorithm may change harmlessly
-    assert len(accepted) <= 1, accepted
+    # what may change harmlessly is unsigned framing: the NULL parameters of the digest algorithm
+    # (in digestAlgorithms and in the SignerInfo), and the unused-bits octet of the DS certificate's
+    # signature BIT STRING, which cryptography ignores
+    assert len(accepted) <= 3, accepted
