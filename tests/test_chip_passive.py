@@ -10,6 +10,7 @@ import pytest
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from drivers.chip.lds import files, sod
 from drivers.chip.lds.asn1 import ID_CSCA_MASTER_LIST, ID_MASTER_LIST_SIGNING_KEY, CscaMasterList
@@ -71,6 +72,16 @@ def test_genuine_passport_is_authentic(tmp_path: Path, pki: tuple[Signer, Signer
         "mismatched_groups": [],
         "revocation_checked": False,
     }
+
+
+def test_rsa_document_signer(tmp_path: Path, pki: tuple[Signer, Signer], picture: Portrait) -> None:
+    csca, _ = pki
+    ds = make_ds(csca, key=rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    lds = build_lds(TD3, picture, ds)
+    assert passive_authentication(lds, _trust(tmp_path, csca), NOW).valid
+    signature = sod.parse_sod(lds["SOD"]).signer_info["signature"].native
+    at = lds["SOD"].index(signature) + 5
+    assert _errors({**lds, "SOD": _flip(lds["SOD"], at)}, _trust(tmp_path, csca)) == ["SOD_SIGNATURE_INVALID"]
 
 
 def test_each_tampering_has_its_own_reason(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 TEST_ORGANISATION = "Gerbang TEST PKI"
@@ -22,7 +22,7 @@ DS_VALIDITY = timedelta(days=10 * 365 + 120)
 @dataclass(frozen=True)
 class Signer:
     cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def _name(country: str, common_name: str) -> x509.Name:
@@ -80,12 +80,13 @@ def make_ds(
     now: datetime | None = None,
     not_before: datetime | None = None,
     not_after: datetime | None = None,
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | None = None,
 ) -> Signer:
     """A Document Signer certificate issued by ``csca`` (same country unless ``country`` says so:
-    tests make mismatched ones)."""
+    tests make mismatched ones; an EC P-256 key unless ``key`` is given)."""
     now = now or datetime.now(UTC)
     country = country or csca.cert.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key or ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(country, f"Gerbang TEST Document Signer {country}"))
@@ -119,8 +120,8 @@ def save(signer: Signer, cert_path: Path, key_path: Path) -> None:
 
 def _load(cert_path: Path, key_path: Path) -> Signer:
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{key_path} is not an EC private key")
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError(f"{key_path} is not an EC or RSA private key")
     return Signer(x509.load_pem_x509_certificate(cert_path.read_bytes()), key)
 
 
