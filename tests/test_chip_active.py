@@ -64,6 +64,8 @@ def test_ecdsa_plain(curve: ec.EllipticCurve, hash_name: str | None) -> None:
         assert not verify_active_authentication(_dg15(key), challenge, response, None)
 
 
-def test_challenge_must_be_eight_bytes(rsa_key: rsa.RSAPrivateKey) -> None:
+def test_challenge_must_be_eight_bytes_and_a_broken_dg15_fails(rsa_key: rsa.RSAPrivateKey) -> None:
     with pytest.raises(ValueError, match="8 bytes"):
         verify_active_authentication(_dg15(rsa_key), bytes(4), bytes(128))
+    assert not verify_active_authentication(_dg15(rsa_key)[:-5], bytes(8), bytes(128))
+    assert not verify_active_authentication(files.build_dg15(b"\x30\x00"), bytes(8), bytes(128))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.serialization import load_der_public_key
@@ -83,10 +83,15 @@ def _verify_ecdsa(key: ec.EllipticCurvePublicKey, challenge: bytes, response: by
 def verify_active_authentication(
     dg15: bytes, challenge: bytes, response: bytes, dg14: bytes | None = None
 ) -> bool:
-    """Whether ``response`` to INTERNAL AUTHENTICATE with ``challenge`` was made by DG15's key."""
+    """Whether ``response`` to INTERNAL AUTHENTICATE with ``challenge`` was made by DG15's key
+    (False for a malformed DG15 or response; ValueError only for a challenge of the wrong size,
+    which is the kiosk's own mistake)."""
     if len(challenge) != CHALLENGE_LENGTH:
         raise ValueError(f"the challenge is {CHALLENGE_LENGTH} bytes")
-    key = load_der_public_key(files.parse_dg15(dg15))
+    try:
+        key = load_der_public_key(files.parse_dg15(dg15))
+    except (ValueError, UnsupportedAlgorithm):  # DG15 comes from the chip: a broken one fails AA
+        return False
     if isinstance(key, rsa.RSAPublicKey):
         return _verify_rsa(key, challenge, response)
     if isinstance(key, ec.EllipticCurvePublicKey):
