@@ -70,7 +70,7 @@ def test_genuine_passport_is_authentic(tmp_path: Path, pki: tuple[Signer, Signer
         "signer": "CN=Gerbang TEST Document Signer UT,O=Gerbang TEST PKI,C=UT",
         "csca": "CN=Gerbang TEST CSCA UT,O=Gerbang TEST PKI,C=UT",
         "mismatched_groups": [],
-        "revocation_checked": False,
+        "revocation": "unknown",
     }
 
 
@@ -146,7 +146,11 @@ def test_revoked_ds(tmp_path: Path, pki: tuple[Signer, Signer], picture: Portrai
     trust = _trust(tmp_path, csca, crl=crl.public_bytes(serialization.Encoding.DER))
     assert _errors(build_lds(TD3, picture, revoked), trust) == ["DS_REVOKED"]
     result = passive_authentication(build_lds(TD3, picture, ds), trust, NOW)
-    assert result.valid and result.revocation_checked
+    assert (result.valid, result.revocation) == (True, "good")
+    # once the CRL is past its next update it proves no more than that it was good then
+    later = passive_authentication(build_lds(TD3, picture, ds), trust, NOW + timedelta(days=31))
+    assert (later.valid, later.revocation) == (True, "unknown")
+    assert _errors(build_lds(TD3, picture, revoked), trust, NOW + timedelta(days=31)) == ["DS_REVOKED"]
 
 
 def _master_list(signer: Signer, cscas: list[Signer]) -> bytes:

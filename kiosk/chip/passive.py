@@ -21,7 +21,7 @@ from drivers.chip.lds import files
 from drivers.chip.lds.sod import Sod, digest, parse_sod
 from kiosk.chip.countries import alpha2
 from kiosk.chip.signatures import signer_certificate, verify_signed_data
-from kiosk.chip.trust import TrustStore, issued_by
+from kiosk.chip.trust import REVOKED, UNKNOWN, TrustStore, issued_by
 from kiosk.documents.mrz import NotAnMrz, parse_mrz
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class PassiveResult:
     signer: str | None = None  # DS certificate subject (the issuing authority, never the holder)
     csca: str | None = None  # subject of the CSCA the DS chains to
     mismatched_groups: list[int] = field(default_factory=list)
-    revocation_checked: bool = False  # a CRL of the CSCA was held
+    revocation: str = UNKNOWN  # "good" only when a current CRL of the CSCA was held
 
     @property
     def valid(self) -> bool:
@@ -66,7 +66,7 @@ class PassiveResult:
             "signer": self.signer,
             "csca": self.csca,
             "mismatched_groups": self.mismatched_groups,
-            "revocation_checked": self.revocation_checked,
+            "revocation": self.revocation,
         }
 
 
@@ -129,9 +129,8 @@ def _check_chain(
     csca_usage = _key_usage(csca)
     if csca_usage is None or not csca_usage.key_cert_sign:
         result.fail(PassiveError.KEY_USAGE_INVALID)
-    revoked = trust.revoked(ds, csca)
-    result.revocation_checked = revoked is not None
-    if revoked:
+    result.revocation = trust.revocation(ds, csca, at)
+    if result.revocation == REVOKED:
         result.fail(PassiveError.DS_REVOKED)
     return csca
 

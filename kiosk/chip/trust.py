@@ -10,6 +10,7 @@ dataset through the fleet sync, or a technician's import.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -21,6 +22,9 @@ from kiosk.chip.signatures import signer_certificate, verify_signed_data
 _PEM_CERT = b"-----BEGIN CERTIFICATE-----"
 _PEM_CRL = b"-----BEGIN X509 CRL-----"
 _MAX_FILE = 16 * 1024 * 1024  # the ICAO master list is a few MB; refuse anything far larger
+
+
+REVOKED, GOOD, UNKNOWN = "revoked", "good", "unknown"  # revocation status of a certificate
 
 
 class TrustError(ValueError):
@@ -123,14 +127,17 @@ class TrustStore:
             return named
         return [c for c in named if _subject_key_id(c) in (None, wanted)]
 
-    def revoked(self, cert: x509.Certificate, issuer: x509.Certificate) -> bool | None:
-        """True when a CRL signed by ``issuer`` lists ``cert``; None when no such CRL is held."""
+    def revocation(self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime) -> str:
+        """REVOKED when a CRL signed by ``issuer`` lists ``cert`` (a stale CRL still proves a
+        revocation: revocations are permanent); GOOD when a CRL current at ``at`` does not list it;
+        UNKNOWN when no current CRL of ``issuer`` is held."""
         crls = [
             c for c in self.crls if c.issuer == issuer.subject and c.is_signature_valid(issuer.public_key())
         ]
-        if not crls:
-            return None
-        return any(c.get_revoked_certificate_by_serial_number(cert.serial_number) is not None for c in crls)
+        if any(c.get_revoked_certificate_by_serial_number(cert.serial_number) is not None for c in crls):
+            return REVOKED
+        current = any(c.next_update_utc is None or c.next_update_utc >= at for c in crls)
+        return GOOD if current else UNKNOWN
 
 
 def _authority_key_id(cert: x509.Certificate) -> bytes | None:
