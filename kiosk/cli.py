@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--travellers", type=int, default=1000)
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--config", type=Path)
+
+    from kiosk.chip.cli import add_parser as add_chip_parser
+
+    add_chip_parser(sub)
     return parser
 
 
@@ -177,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(sys.stdin, sys.stdout, sys.stderr)
     if args.command == "config":
         return _config(args)
+    if args.command == "chip":
+        from kiosk.chip.cli import run as run_chip
+
+        return run_chip(args)
     if args.command == "bench":
         return _bench(args)
     if args.command == "screenshots":
