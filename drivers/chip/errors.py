@@ -14,6 +14,10 @@ class ChipError(DeviceError):
         super().__init__(DEVICE, reason)
 
 
+class ReaderUnavailableError(ChipError):
+    """The reader is not there: pcscd is down, or the reader is unplugged or not the one configured."""
+
+
 class NoCardError(ChipError):
     """No card on the reader, or it was taken away during the read."""
 
