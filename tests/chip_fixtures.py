@@ -1,16 +1,25 @@
 """Fixtures for chip tests over the real PC/SC stack: pcscd, the vpcd virtual reader, the simulator.
 
 Debian's pcscd 1.9.9 always listens on /run/pcscd/pcscd.comm (it ignores PCSCLITE_CSOCK_NAME), and
-vpcd has exactly two readers on fixed ports, so tests using it share one daemon and must not run in
-parallel: mark them ``@pytest.mark.xdist_group("vpcd")``. Import these fixtures with
-``from tests.chip_fixtures import *`` (noqa) or ``pytest_plugins``.
+vpcd has exactly two readers on fixed ports, so tests using it must not run in parallel. They are
+marked ``@pytest.mark.xdist_group("vpcd")``, but with pytest 9.2 pytest-xdist's loadgroup silently
+groups nothing (pytest-xdist issue 1386), so every test holding the ``vpcd`` fixture also holds an
+exclusive file lock shared by all workers. Under that lock a worker starts the suite's pcscd when
+none answers; the pid file beside the lock marks it as the suite's (never a system daemon), so any
+worker may stop it (the reader-gone test; the last worker at the end of its session). Import the
+fixtures by name from this module.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +32,9 @@ from drivers.chip.pcsc import PcscTransport
 from drivers.chip.simulator import ChipSimulator
 
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
+PCSCD_PID = Path("/run/pcscd/pcscd.pid")
+LOCK = Path(tempfile.gettempdir()) / "gerbang-vpcd.lock"
+SUITE_PID = Path(tempfile.gettempdir()) / "gerbang-pcscd.pid"
 VPCD_READER = "Virtual PCD 00 00"
 VPCD_PORT = 35963
 DEADLINE_S = 30.0
@@ -55,42 +67,85 @@ def _reader_listed() -> bool:
         transport.close()
 
 
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().replace("\x00", "").strip())  # pcscd writes a NUL after the pid
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def vpcd_lock() -> Iterator[None]:
+    with LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class PcscDaemon:
-    """The pcscd the tests talk to: one already running, or ours (``owned``), which tests may restart."""
+    """The pcscd the tests talk to: a system one, or the suite's (which tests may stop and restart).
+
+    Call its methods only while holding :func:`vpcd_lock`.
+    """
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
-        self.owned = not _daemon_answers()
+        self._children: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def owned(self) -> bool:
+        """Whether the running pcscd is the suite's (started by one of its workers)."""
+        pid = _read_pid(PCSCD_PID)
+        return _daemon_answers() and pid is not None and pid == _read_pid(SUITE_PID)
+
+    def ensure_running(self) -> None:
+        if _daemon_answers():
+            wait_until(_reader_listed, "the running pcscd to list the vpcd reader")
+        else:
+            self.start()
 
     def start(self) -> None:
         binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
         if not Path(binary).exists():
             raise RuntimeError("pcscd is not installed (./gerbang setup installs pcscd and vsmartcard-vpcd)")
-        self.process = subprocess.Popen([binary, "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        child = subprocess.Popen([binary, "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._children.append(child)
+        SUITE_PID.write_text(str(child.pid))
         wait_until(_reader_listed, "pcscd to list the vpcd reader")
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=DEADLINE_S)
-            self.process = None
+        """Stop the suite's pcscd (never a system one: callers check :attr:`owned`)."""
+        pid = _read_pid(SUITE_PID)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not _daemon_answers(), "pcscd to stop")
+        SUITE_PID.unlink(missing_ok=True)
+        for child in self._children:  # reap ours; another worker reaps its own
+            if child.pid == pid:
+                child.wait(timeout=DEADLINE_S)
 
 
 @pytest.fixture(scope="session")
 def pcscd() -> Iterator[PcscDaemon]:
     daemon = PcscDaemon()
-    if daemon.owned:
-        daemon.start()
-    else:
-        wait_until(_reader_listed, "the running pcscd to list the vpcd reader")
     yield daemon
-    if daemon.owned:
-        daemon.stop()
+    with vpcd_lock():
+        if daemon.owned:
+            daemon.stop()  # another worker still testing starts a fresh one under the lock
 
 
 @pytest.fixture
-def transport(pcscd: PcscDaemon) -> Iterator[PcscTransport]:
+def vpcd(pcscd: PcscDaemon) -> Iterator[PcscDaemon]:
+    """Exclusive use of pcscd and the vpcd reader for one test."""
+    with vpcd_lock():
+        pcscd.ensure_running()
+        yield pcscd
+
+
+@pytest.fixture
+def transport(vpcd: PcscDaemon) -> Iterator[PcscTransport]:
     opened = PcscTransport(VPCD_READER)
     yield opened
     opened.close()

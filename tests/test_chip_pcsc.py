@@ -6,7 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,10 +22,10 @@ from drivers.chip.pcsc import PcscTransport
 from drivers.chip.reader import PcscChipReader
 from drivers.chip.simulator import ChipSimulator
 from drivers.interfaces import ChipAccessKey, ChipReader, HealthState
-from tests.chip_fixtures import VPCD_READER, PcscDaemon, chip_on_reader, pcscd, transport, wait_until
+from tests.chip_fixtures import VPCD_READER, PcscDaemon, chip_on_reader, pcscd, transport, vpcd, wait_until
 from tests.chip_lds import SPECIMEN_KEY, lds_files, write_lds
 
-__all__ = ["chip_on_reader", "pcscd", "transport"]  # fixtures, imported for pytest
+__all__ = ["chip_on_reader", "pcscd", "transport", "vpcd"]  # fixtures, imported for pytest
 pytestmark = pytest.mark.xdist_group("vpcd")
 
 PutChip = Callable[[SimulatedPassport], ChipSimulator]
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def reader(pcscd: PcscDaemon) -> PcscChipReader:
+def reader(vpcd: PcscDaemon) -> Iterator[PcscChipReader]:
     opened = PcscChipReader(VPCD_READER, extended_length="off")
     yield opened
     opened.close()
@@ -57,7 +57,7 @@ def test_bac_reads_every_file_in_short_chunks(chip_on_reader: PutChip, reader: P
     assert set(session.file_s) == set(ALL)
 
 
-def test_extended_length_and_offsets_past_32k(chip_on_reader: PutChip, pcscd: PcscDaemon) -> None:
+def test_extended_length_and_offsets_past_32k(chip_on_reader: PutChip, vpcd: PcscDaemon) -> None:
     contents = lds_files(dg2_size=40_000)
     chip_on_reader(SimulatedPassport(contents))
     reader = PcscChipReader(VPCD_READER, extended_length="auto", extended_read_size=0x1000)
@@ -124,18 +124,16 @@ def test_a_bad_response_mac_ends_the_session(chip_on_reader: PutChip, reader: Pc
     assert reader.read(SPECIMEN_KEY, ["DG1"]).files["DG1"]  # a fresh session reads again
 
 
-def test_reader_gone_fails_health_and_comes_back(
-    chip_on_reader: PutChip, pcscd: PcscDaemon, transport: PcscTransport
-) -> None:
-    if not pcscd.owned:
+def test_reader_gone_fails_health_and_comes_back(chip_on_reader: PutChip, vpcd: PcscDaemon) -> None:
+    if not vpcd.owned:
         pytest.skip("pcscd belongs to the system here: the test cannot take the reader away")
     reader = PcscChipReader(VPCD_READER, extended_length="off")
     try:
         assert reader.health().state is HealthState.OK
-        pcscd.stop()
+        vpcd.stop()
         health = reader.health()
         assert health.state is HealthState.FAILED and health.reason
-        pcscd.start()
+        vpcd.start()
         wait_until(lambda: reader.health().state is HealthState.OK, "the reader to come back")
         chip_on_reader(SimulatedPassport(lds_files(dg2_size=100)))
         assert reader.read(SPECIMEN_KEY, ["DG1"]).files["DG1"]
