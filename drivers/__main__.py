@@ -4,6 +4,7 @@ python -m drivers simulate docreader --link PATH ...     MRZ reader on a pty
 python -m drivers simulate fingerprint --link PATH ...   ZhianTec R30x sensor on a pty
 python -m drivers simulate modbus-io --link PATH ...     RS-485 Modbus RTU relay/IO module on a pty
 python -m drivers simulate camera --source PATH ...      a camera playing an image, folder or video
+python -m drivers simulate chip --lds DIR ...            an ePassport chip on the vpcd virtual reader
 python -m drivers discover                               attached USB devices and serial ports
 """
 
@@ -17,6 +18,7 @@ SIMULATORS = {
     "fingerprint": "drivers.fingerprint.simulator",
     "modbus-io": "drivers.gate.modbus_simulator",
     "camera": "drivers.camera.simulator",
+    "chip": "drivers.chip.simulator",
 }
 
 

@@ -7,7 +7,7 @@ a device that cannot do its job raises :class:`DeviceError` so the engine can fa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -70,6 +70,29 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class ChipAccessKey:
+    """What opens an ePassport chip (BAC, PACE with the MRZ): three MRZ fields, dates as YYMMDD."""
+
+    document_number: str
+    date_of_birth: str
+    date_of_expiry: str
+
+
+@dataclass(frozen=True)
+class ChipSession:
+    """One read of a chip: the access control used, the files as the chip stored them, and its cost."""
+
+    access: str  # "PACE" or "BAC"
+    files: Mapping[str, bytes]
+    apdus: int
+    bytes_sent: int
+    bytes_received: int
+    access_s: float  # access control, from the first APDU to the session keys
+    elapsed_s: float  # the whole read
+    file_s: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class FingerprintResult:
     matched: bool
     score: int
@@ -126,6 +149,27 @@ class FingerprintSensor(Device, Protocol):
 
         ``None`` when no finger was placed within ``timeout_s``.
         """
+        ...
+
+
+@runtime_checkable
+class ChipReader(Device, Protocol):
+    """A contactless reader for ePassport chips (ICAO 9303 Part 11)."""
+
+    def wait_for_card(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for a chip on the reader; ``False`` when none came."""
+        ...
+
+    def read(self, key: ChipAccessKey, files: Sequence[str]) -> ChipSession:
+        """Open the chip with ``key`` (PACE, else BAC) and read ``files`` (e.g. "COM", "DG1", "SOD").
+
+        Files the chip does not have are left out. Raises ``drivers.chip.errors`` types: no card,
+        access denied (wrong MRZ), secure-messaging failure, card removed during the read.
+        """
+        ...
+
+    def internal_authenticate(self, challenge: bytes) -> bytes:
+        """Active Authentication on the chip of the last :meth:`read`: its signature over ``challenge``."""
         ...
 
 

@@ -7,7 +7,7 @@ factory receives a typed, already valid section. The dependency points from the 
 the drivers: nothing in ``drivers/`` knows the configuration file exists.
 
 An ``options`` module imports no hardware library: loading a configuration must not load OpenCV,
-gpiozero or pymodbus.
+gpiozero, pymodbus or pyscard.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ OPTION_MODULES = {
     "camera": "drivers.camera.options",
     "fingerprint": "drivers.fingerprint.options",
     "gate": "drivers.gate.options",
+    "chip": "drivers.chip.options",
 }
 
 

@@ -57,7 +57,7 @@ def test_no_drivers_module_loads_the_kiosk() -> None:
 
 
 def test_loading_the_configuration_loads_no_kiosk_and_no_device_stack() -> None:
-    forbidden = {"kiosk", "edge_agent", "hub", "models", "cv2", "pymodbus", "gpiozero"}
+    forbidden = {"kiosk", "edge_agent", "hub", "models", "cv2", "pymodbus", "gpiozero", "smartcard"}
     assert _loaded_by(["config"], forbidden) == {}
 
 
