@@ -31,9 +31,9 @@ from tests.test_edge_agent import wait_for
 from tests.test_fleet_faults import (
     ROOT,
     TOPICS,
-    Pacer,
     outbox_ids,
     spawn_agent,
+    spawn_paced_kiosk,
     stop_agent,
     transactions_written,
 )
@@ -102,18 +102,7 @@ def test_broker_sigterm_and_sigkill_and_a_hub_restart_end_with_every_event_exact
     Store.open(db).close()  # made once, so kiosk and agent starting together do not both migrate it
     hub = spawn_hub(broker, ledger, private_path, hub_log)
     agent = spawn_agent(db, broker, public_path)
-    kiosk_log = (tmp_path / "kiosk.log").open("wb")
-    kiosk = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "kiosk", "run", "--headless", "--simulate"),
-            *("--travellers", str(TRAVELLERS), "--seed", str(10 + run), "--db", str(db)),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=kiosk_log,
-    )
-    pacer = Pacer(kiosk)
+    kiosk, pacer = spawn_paced_kiosk(db, TRAVELLERS, 10 + run, tmp_path / "kiosk.log")
     faults: list[str] = []
     try:
         with Store.open(db) as store:
@@ -151,7 +140,6 @@ def test_broker_sigterm_and_sigkill_and_a_hub_restart_end_with_every_event_exact
         if kiosk.poll() is None:
             kiosk.kill()
             kiosk.wait(10)
-        kiosk_log.close()
         if hub.poll() is None:
             hub.send_signal(signal.SIGTERM)
         hub_code = hub.wait(15)

@@ -281,6 +281,24 @@ class Pacer:
         self._signal(signal.SIGCONT)
 
 
+def spawn_paced_kiosk(
+    db: Path, travellers: int, seed: int, log: Path
+) -> tuple[subprocess.Popen[bytes], Pacer]:
+    """A headless simulated kiosk writing ``travellers`` transactions into ``db``, slowed by a Pacer."""
+    with log.open("wb") as stderr:
+        kiosk = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "kiosk", "run", "--headless", "--simulate"),
+                *("--travellers", str(travellers), "--seed", str(seed), "--db", str(db)),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    return kiosk, Pacer(kiosk)
+
+
 def transactions_written(db: Path) -> int:
     with sqlite3.connect(db, timeout=5) as conn:
         return int(conn.execute("SELECT count(*) FROM outbox WHERE type = 'transaction'").fetchone()[0])
@@ -302,18 +320,7 @@ def test_500_travellers_broker_killed_three_times_every_transaction_arrives_exac
     # Created up front, so the kiosk and the agent starting together do not both migrate a new file.
     Store.open(db).close()
     agent = spawn_agent(db, broker, public_path)
-    kiosk_log = (tmp_path / "kiosk.log").open("wb")
-    kiosk = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "kiosk", "run", "--headless", "--simulate"),
-            *("--travellers", str(travellers), "--seed", "6", "--db", str(db)),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=kiosk_log,
-    )
-    pacer = Pacer(kiosk)
+    kiosk, pacer = spawn_paced_kiosk(db, travellers, 6, tmp_path / "kiosk.log")
     kills: list[int] = []
     try:
         with Store.open(db) as store:
@@ -371,7 +378,6 @@ def test_500_travellers_broker_killed_three_times_every_transaction_arrives_exac
         if kiosk.poll() is None:
             kiosk.kill()
             kiosk.wait(10)
-        kiosk_log.close()
         consumer.stop()
         assert stop_agent(agent) == 0
 
