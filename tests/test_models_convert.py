@@ -334,20 +334,3 @@ def test_cli_build_and_verify(model_dir, tmp_path):
     assert missing.returncode == 1 and missing.stdout.count("missing") == 4
     listed = models_cli("list")
     assert listed.returncode == 0 and "simulated" in listed.stdout
-
-
-def test_runtime_modules_import_neither_dlib_nor_onnx():
-    code = (
-        "import sys\n"
-        "import models.runtime, models.pyramid, models.align, models.shape_predictor, models.manifest\n"
-        "bad = [m for m in ('dlib', 'onnx', 'torch') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr

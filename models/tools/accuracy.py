@@ -188,7 +188,7 @@ def run_accuracy(
         chips, acquired, seconds["ours chips"] = onnx_chips(full, count, base, cache)
         for precision in precisions:
             if precision == "int8" and not model_files.int8_path(models).is_file():
-                _log("  int8 model not built (python -m models quantize): skipped")
+                _log("  int8 model not built (python -m models build): skipped")
                 continue
             loaded = base if precision == "fp32" else OnnxChain.load(models, precision="int8")
             for flip in flips:
