@@ -23,7 +23,7 @@ def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray | float:
     the result does not depend on the caller's dtype.
 
     The production matcher must call this function (not re-implement it): the thresholds in
-    ``models/calibration/*.json`` are on this scale.
+    ``models/calibration/dlib_resnet_v1.json`` are on this scale.
     """
     diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     score = 1.0 - np.sqrt(np.einsum("...i,...i->...", diff, diff)) / 2.0

@@ -1,6 +1,5 @@
 """The two reference pipelines the evaluation compares, both ending in a descriptor per image
 (None = failure to acquire):
-Two reference pipelines, both ending in a descriptor per image (None = failure to acquire):
 
 * :class:`OnnxChain`, ours, from the public API of ``models.runtime`` / ``shape_predictor`` /
   ``align``: the mmod detector on the whole image with dlib's full pyramid (once more with the image

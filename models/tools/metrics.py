@@ -1,16 +1,13 @@
-"""Measuring a face verifier from its pair scores: FMR/FNMR at target FMRs, EER, DET points.
+"""Measuring a face verifier from its pair scores: FMR/FNMR at target FMRs, EER, DET points, and the
+one-pipeline summary (:class:`Evaluation`).
 
-The harness takes any ``embed_fn(rgb) -> descriptor | None`` (None = failure to acquire), embeds every
-image of a labelled set once (cached under ``var/``), and scores ALL same-person pairs and ALL
-different-person pairs (about 45 million on LFW DevTrain). Impostor scores are computed block by
-block and only the highest ones are kept exactly (the operating points an e-gate cares about, FMR
-1e-2 and below, live there), so memory stays at one block matrix plus that tail.
+The evaluation embeds every image of a labelled set once (:mod:`models.tools.embeddings`) and scores
+ALL same-person and ALL different-person pairs (:mod:`models.tools.pair_scores`; about 45 million
+on LFW DevTrain). Conventions (ISO/IEC 19795-1 vocabulary):
 
-Conventions (ISO/IEC 19795-1 vocabulary):
-
-* The score is :func:`similarity` (higher = more similar) and a comparison matches when
-  ``score >= threshold``. The production matcher MUST use the same function, or the calibrated
-  thresholds in ``models/calibration/*.json`` mean nothing.
+* The score is :func:`models.scoring.similarity` (higher = more similar) and a comparison matches
+  when ``score >= threshold``. The production matcher MUST use the same function, or the calibrated
+  thresholds in ``models/calibration/dlib_resnet_v1.json`` mean nothing.
 * On LFW three people (Bush, Powell, Blair) own 82% of all same-person pairs, so FNMR over all pairs
   mostly describes them; ``fnmr_person_balanced`` weights every person equally and is the better
   guide to a population of travellers. The official pair list samples people more evenly.
