@@ -46,7 +46,7 @@ def onnx_chips(
 
     Returns the wall time spent making new chips (0 when all came from the cache).
     """
-    key = chain.chipsettings_key()
+    key = chain.chip_key()
     chips_path = cache / f"chips_{key}.npy"
     meta_path = cache / f"chips_{key}.meta.npz"
     n = len(full)
@@ -199,11 +199,11 @@ def run_accuracy(
                     chips,
                     acquired,
                     chain.embed_chips,
-                    cache / f"emb_{chain.embedsettings_key()}.npz",
+                    cache / f"emb_{chain.embed_key()}.npz",
                     len(full),
                 )
                 seconds[f"{name} embed"] = time.perf_counter() - t
-                info[thresholds.variantsettings_key(precision, flip)] = {
+                info[thresholds.variant_key(precision, flip)] = {
                     "precision": precision,
                     "flip": flip,
                     "model_file": chain.shas["resnet_file"],
@@ -297,8 +297,8 @@ def calibration_document(run: AccuracyRun, date: dt.date | None = None) -> dict[
     if not variants:
         raise ValueError("no variant of our pipeline was evaluated")
     verdict = int8_verdict(run, flip=True)
-    flip_default = thresholds.variantsettings_key("fp32", True) in variants
-    default = thresholds.variantsettings_key(
+    flip_default = thresholds.variant_key("fp32", True) in variants
+    default = thresholds.variant_key(
         "int8" if verdict and verdict["int8_default"] else "fp32", flip_default
     )
     if default not in variants:

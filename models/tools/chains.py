@@ -157,10 +157,10 @@ class OnnxChain:
             "resnet_sha256": self.shas.get("resnet"),
         }
 
-    def chipsettings_key(self) -> str:
+    def chip_key(self) -> str:
         return settings_key(self.chip_settings() | {"version": 1})
 
-    def embedsettings_key(self) -> str:
+    def embed_key(self) -> str:
         return settings_key(self.settings() | {"version": 1})
 
 
