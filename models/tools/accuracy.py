@@ -298,9 +298,7 @@ def calibration_document(run: AccuracyRun, date: dt.date | None = None) -> dict[
         raise ValueError("no variant of our pipeline was evaluated")
     verdict = int8_verdict(run, flip=True)
     flip_default = thresholds.variant_key("fp32", True) in variants
-    default = thresholds.variant_key(
-        "int8" if verdict and verdict["int8_default"] else "fp32", flip_default
-    )
+    default = thresholds.variant_key("int8" if verdict and verdict["int8_default"] else "fp32", flip_default)
     if default not in variants:
         default = next(iter(variants))
     any_name = next(iter(run.variant_info.values()))["_name"]
