@@ -115,9 +115,10 @@ class FaceSection(Section):
     # Describe the chip and its mirror image and average the two: steadier scores for twice the
     # descriptor time. The calibrated thresholds hold only for the setting they were calibrated with.
     flip_augment: bool = True
-    # The descriptor ResNet: "int8" is its quantized copy (`python -m models quantize`), faster on a Pi
-    # and calibrated separately; "fp32" the converted model itself. int8 is the default because its
-    # FNMR at FMR 1e-3 is within 0.2 percentage points of fp32's (models/calibration).
+    # The descriptor ResNet: "int8" is its quantized copy (`python -m models build` makes it from the
+    # committed calibration ranges), faster on a Pi and calibrated separately; "fp32" the converted
+    # model itself. int8 is the default because its FNMR at FMR 1e-3 is within 0.2 percentage points
+    # of fp32's (models/calibration).
     precision: Literal["fp32", "int8"] = "int8"
 
 

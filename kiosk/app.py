@@ -141,7 +141,7 @@ def build_face_matcher(config: Config) -> FaceMatcher | None:
     if face.backend == "simulated":
         return SimulatedFaceMatcher(face.threshold)
     # Imported here: onnxruntime loads only on a kiosk that matches real faces.
-    from models.build import default_out_dir
+    from models.model_files import default_model_dir
     from models.onnx_matcher import OnnxFaceMatcher
     from models.pipeline import PipelineSettings
 
@@ -156,7 +156,7 @@ def build_face_matcher(config: Config) -> FaceMatcher | None:
         )
     except ValueError as exc:
         raise ConfigError(f"face: {exc}") from None
-    model_dir = default_out_dir()
+    model_dir = default_model_dir()
     if face.model_dir is not None:
         model_dir = Config._resolve(config.base_dir, face.model_dir)
     try:

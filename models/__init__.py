@@ -1,4 +1,8 @@
-"""Face models: the matching interface, the ONNX pipeline, and the model build/verify tooling."""
+"""Face matching on the kiosk: the matching interface, the simulated matcher and the ONNX pipeline.
+
+The modules directly in this package are what a kiosk runs; ``models.tools`` holds the offline
+tools (model build, int8 calibration, evaluation, benchmarks) and is never imported by them.
+"""
 
 import os
 

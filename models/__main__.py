@@ -1,10 +1,15 @@
-"""``python -m models``: face-model tooling.
+"""``python -m models``: face-model tooling (the commands live in ``models.tools``, never on a kiosk's
+run-time path).
 
 list                       the face matchers this build provides
-build [--out DIR] [--force]   convert the dlib models into DIR (default <repo>/var/models)
+build [--out DIR] [--force]   convert the dlib models into DIR (default <repo>/var/models) and
+                           quantize the int8 descriptor from the committed ranges (no faces needed)
 verify-models [--dir DIR]  check every model against its manifest; exit 1 if any is unusable
 verify --pairs FILE --root DIR [--model-dir DIR] [--threads N]
-                           score image pairs with the face pipeline (see models/verify_cli.py)
+                           score image pairs with the face pipeline (see models/tools/verify_cli.py)
+bench --data DIR           accuracy and latency on the LFW dev set, ours (fp32/int8) vs dlib
+calibrate --data DIR [--only ranges|thresholds]
+                           recompute the int8 activation ranges and the thresholds from real faces
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from models import verify_cli
 from models.matching import ModelUnavailable
+from models.model_files import default_model_dir
 from models.simulated import SimulatedFaceMatcher
+from models.tools import verify_cli
 
 
 def _list() -> int:
@@ -25,9 +31,9 @@ def _list() -> int:
 
 def _build(out: Path | None, force: bool) -> int:
     # Imported here: building needs the onnx package and the model wheel, the rest of the CLI does not.
-    from models.build import build_all, default_out_dir
+    from models.tools.build import build_all
 
-    target = out if out is not None else default_out_dir()
+    target = out if out is not None else default_model_dir()
     try:
         results = build_all(target, force=force)
     except ModelUnavailable as exc:
@@ -40,9 +46,9 @@ def _build(out: Path | None, force: bool) -> int:
 
 
 def _verify(directory: Path | None) -> int:
-    from models.build import default_out_dir, verify_all
+    from models.tools.build import verify_all
 
-    target = directory if directory is not None else default_out_dir()
+    target = directory if directory is not None else default_model_dir()
     failures = 0
     for name, problem in verify_all(target):
         if problem is None:
@@ -68,28 +74,29 @@ def _add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--det", type=Path, default=None, help="DET curve PNG (default under var/eval/)")
     bench.add_argument("--json", type=Path, default=None, help="results JSON (default beside the PNG)")
     calibrate = sub.add_parser(
-        "calibrate", help="thresholds at FMR 1e-2/1e-3/1e-4 on all different-person pairs"
+        "calibrate",
+        help="from real faces: the int8 activation ranges, then the thresholds at FMR 1e-2/1e-3/1e-4",
     )
     calibrate.add_argument("--data", type=Path, required=True, help=data_help)
+    calibrate.add_argument(
+        "--only", choices=("ranges", "thresholds"), default=None, help="one of the two steps (default both)"
+    )
+    calibrate.add_argument("--models", type=Path, default=None, help=models_help)
+    calibrate.add_argument(
+        "--images", type=int, default=256, help="range calibration images, each + mirror (default 256)"
+    )
+    calibrate.add_argument("--seed", type=int, default=20261127, help="range calibration sample seed")
+    calibrate.add_argument(
+        "--activations", choices=("u8", "s8"), default="u8", help="int8 activation type (default u8)"
+    )
     calibrate.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="calibration JSON (default models/calibration/dlib_resnet_v1.json)",
+        help="thresholds JSON (default models/calibration/dlib_resnet_v1.json)",
     )
-    calibrate.add_argument("--limit", type=int, default=None, help="first N images only (writes under var/)")
-    calibrate.add_argument("--models", type=Path, default=None, help=models_help)
-    quant = sub.add_parser("quantize", help="static int8 QDQ per-channel copy of the face-descriptor ResNet")
-    quant.add_argument(
-        "--data", type=Path, required=True, help=data_help + "; calibration chips come from it"
-    )
-    quant.add_argument("--models", type=Path, default=None, help=models_help)
-    quant.add_argument(
-        "--images", type=int, default=256, help="calibration images, each + mirror (default 256)"
-    )
-    quant.add_argument("--seed", type=int, default=20261127, help="calibration sample seed")
-    quant.add_argument(
-        "--activations", choices=("u8", "s8"), default="u8", help="activation type (default u8)"
+    calibrate.add_argument(
+        "--limit", type=int, default=None, help="thresholds on the first N images only (writes under var/)"
     )
 
 
@@ -110,13 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     verify_cli.add_arguments(pairs)
     _add_evaluation_commands(sub)
     args = parser.parse_args(argv)
-    if args.command in ("bench", "calibrate", "quantize"):
+    if args.command in ("bench", "calibrate"):
         # Imported here: these need the LFW data, dlib-bin (bench) and onnxruntime.quantization.
-        from models import bench
+        from models.tools import cli
 
-        return {"bench": bench.cli_bench, "calibrate": bench.cli_calibrate, "quantize": bench.cli_quantize}[
-            args.command
-        ](args)
+        return {"bench": cli.cli_bench, "calibrate": cli.cli_calibrate}[args.command](args)
     if args.command == "build":
         return _build(args.out, args.force)
     if args.command == "verify-models":

@@ -11,7 +11,7 @@ Contract with the engine (beyond the protocol):
   never a match — and a logged warning. :meth:`OnnxFaceMatcher.check_reference` says so before the
   capture starts, so the engine can refer with NO_REFERENCE_PORTRAIT instead of FACE_MISMATCH and
   spare the traveller the capture attempts.
-- Scores are :func:`models.evaluation.similarity` (higher = more similar), the one function the
+- Scores are :func:`models.scoring.similarity` (higher = more similar), the one function the
   calibration used too. The decision threshold is the ResNet manifest's calibrated operating point
   for the configured key (e.g. ``fmr_1e-3``); until one is calibrated it is dlib's 0.6 Euclidean
   distance, with a warning at start-up.
@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from drivers.interfaces import Frame
-from models.evaluation import SCORE_DEFINITION, similarity
 from models.manifest import Manifest
 from models.matching import FaceObservation, MatchResult, ModelUnavailable, ReferencePortrait
 from models.pipeline import FacePipeline, LiveFace, PipelineSettings
 from models.portraits import PortraitCache, PortraitDescriptor
+from models.scoring import SCORE_DEFINITION, similarity
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def decision_threshold(descriptor: Manifest, operating_point: str, flip_augment:
     """The score threshold at ``operating_point`` and a note of where it came from.
 
     ``descriptor`` is the descriptor ResNet's manifest (fp32 or int8: each has its own thresholds);
-    ``operating_points`` in it is what :func:`models.evaluation.operating_points_for` put
+    ``operating_points`` in it is what :func:`models.tools.thresholds.operating_points_for` put
     there: the score function, the flip setting and the model the thresholds were calibrated for,
     and one entry per target FMR. A threshold calibrated for another score, another flip setting or
     another model is refused rather than silently misapplied.

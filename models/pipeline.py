@@ -11,11 +11,11 @@ Stages and the models behind them:
    the chips, and the descriptors, are dlib's own);
 4. align — dlib's 150x150 chip with padding 0.25;
 5. quality — :mod:`models.quality` (size, centring, pose, exposure, sharpness) when gates are on;
-6. embed — the dlib ResNet (fp32, or its int8 quantization from :mod:`models.quantize`); with
+6. embed — the dlib ResNet (fp32, or its int8 quantization from :mod:`models.tools.quantize`); with
    ``flip_augment`` the chip and its mirror image go through in one batch and the two 128-D
    descriptors are averaged (test-time augmentation).
 
-Scores come from :func:`models.evaluation.similarity` (higher = more similar; ``1 - euclidean/2``,
+Scores come from :func:`models.scoring.similarity` (higher = more similar; ``1 - euclidean/2``,
 so dlib's "same person below 0.6" is a score above 0.7 and the raw distance is ``2 * (1 - score)``
 of any recorded score). The calibrated thresholds are on that scale, so it is the one function every
 comparison goes through.
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from models import align, build, quality, quantize, runtime
+from models import align, model_files, quality, runtime
 from models.manifest import Manifest, load_verified
 from models.matching import FaceObservation, Guidance, ModelUnavailable
 from models.quality import QualityThresholds
@@ -127,15 +127,17 @@ class FacePipeline:
     """
 
     def __init__(self, model_dir: Path, threads: int, precision: str = "fp32") -> None:
-        detector = load_verified(build.model_path(model_dir, "dlib_mmod_detector"))
+        detector = load_verified(model_files.model_path(model_dir, model_files.DETECTOR_NAME))
         self.detector, detector_manifest = _session(detector, threads)
         descriptor = (
-            quantize.load_verified_int8(quantize.int8_path(model_dir))
+            model_files.load_verified_int8(model_files.int8_path(model_dir))
             if precision == "int8"
-            else load_verified(build.model_path(model_dir, "dlib_resnet_v1"))
+            else load_verified(model_files.fp32_path(model_dir))
         )
         self.embedder, self.descriptor_manifest = _session(descriptor, threads)
-        data, landmarks_manifest = load_verified(build.model_path(model_dir, "dlib_landmarks_5"))
+        data, landmarks_manifest = load_verified(
+            model_files.model_path(model_dir, model_files.LANDMARKS_NAME)
+        )
         try:
             self.predictor = ShapePredictor.load(data)
         except (OSError, ValueError, KeyError) as exc:

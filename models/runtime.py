@@ -78,16 +78,21 @@ def detect(
     return found
 
 
+def chips_to_tensor(chips: np.ndarray, mean_rgb: Sequence[float] = pyramid.DEFAULT_MEAN_RGB) -> np.ndarray:
+    """The ResNet's input for N aligned 150x150x3 uint8 RGB chips (the int8 calibration feeds it too)."""
+    batch = np.asarray(chips)
+    if batch.ndim == 3:
+        batch = batch[None]
+    return np.ascontiguousarray(
+        (batch.astype(np.float32) - np.asarray(mean_rgb, np.float32)).transpose(0, 3, 1, 2) / np.float32(256)
+    )
+
+
 def embed(
     session: ort.InferenceSession, chips: np.ndarray, mean_rgb: Sequence[float] = pyramid.DEFAULT_MEAN_RGB
 ) -> np.ndarray:
     """128-D descriptors (not normalised) for N aligned 150x150x3 uint8 RGB chips, one call."""
-    batch = np.asarray(chips)
-    if batch.ndim == 3:
-        batch = batch[None]
-    tensor = np.ascontiguousarray(
-        (batch.astype(np.float32) - np.asarray(mean_rgb, np.float32)).transpose(0, 3, 1, 2) / np.float32(256)
-    )
+    tensor = chips_to_tensor(chips, mean_rgb)
     return session.run(None, {session.get_inputs()[0].name: tensor})[0]
 
 

@@ -12,9 +12,17 @@ from hub.signer import keygen, load_private_key
 from kiosk.app import Kiosk, build_kiosk
 from kiosk.privacy import IdentifierHasher
 from kiosk.store import Store
+from tests import lfw
 from tests.mqtt_broker import MosquittoBroker
 
 TODAY = date(2026, 11, 27)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Without the LFW dev set, every test that needs it is skipped from here: one place, so the
+    summary folds them all into one line with the one reason."""
+    if item.get_closest_marker("needs_lfw") and not lfw.available():
+        pytest.skip(lfw.SKIP_REASON)
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from models import align, build, manifest, runtime
+from models import align, manifest, model_files, runtime
 from models.shape_predictor import ShapePredictor
+from models.tools import build
 from tests.test_models_convert import built_models, dlib_faces, dlib_module, face_images, session
 
 
@@ -31,6 +32,7 @@ def drift(ours: np.ndarray, theirs: np.ndarray) -> float:
     return float(np.linalg.norm(both[0] - both[1]))
 
 
+@pytest.mark.needs_lfw
 def test_chip_matches_dlibs_chip_and_descriptor_drift_is_negligible():
     drifts = []
     for index in range(len(face_images())):
@@ -47,6 +49,7 @@ def test_chip_matches_dlibs_chip_and_descriptor_drift_is_negligible():
     assert max(drifts) < 0.01
 
 
+@pytest.mark.needs_lfw
 def test_large_face_takes_dlibs_pyramid_path_and_still_matches():
     image, faces = dlib_faces(1)
     big = cv2.resize(image, (image.shape[1] * 3, image.shape[0] * 3), interpolation=cv2.INTER_CUBIC)
@@ -62,9 +65,10 @@ def test_large_face_takes_dlibs_pyramid_path_and_still_matches():
     assert drift(ours, theirs) < 0.01
 
 
+@pytest.mark.needs_lfw
 def test_chip_from_our_own_landmarks_gives_dlibs_descriptor():
     """The whole numpy/ONNX path (our landmarks, our chip, our ResNet) against dlib end to end."""
-    data, _ = manifest.load_verified(build.model_path(built_models(), "dlib_landmarks_5"))
+    data, _ = manifest.load_verified(model_files.model_path(built_models(), "dlib_landmarks_5"))
     predictor = ShapePredictor.load(data)
     recogniser = dlib_module().face_recognition_model_v1(
         str(build.find_source_package().path(manifest.KNOWN_SOURCES["dlib_resnet_v1"]["file"]))

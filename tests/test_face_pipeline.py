@@ -20,15 +20,16 @@ import numpy as np
 import pytest
 
 from drivers.interfaces import Frame
-from models import build, manifest
-from models.evaluation import similarity
+from models import manifest, model_files
 from models.matching import FaceObservation, Guidance, ModelUnavailable, ReferencePortrait
 from models.onnx_matcher import NO_EVIDENCE_SCORE, OnnxFaceMatcher, decision_threshold
 from models.pipeline import BurstSelector, LiveFace, PipelineSettings, fuse_embeddings
 from models.portraits import PortraitCache, PortraitDescriptor
 from models.pyramid import Rect
+from models.scoring import similarity
 from models.subject import choose_subject
-from tests.test_models_convert import ROOT, built_models, lfw_dir, read_rgb
+from tests.lfw import lfw_dir
+from tests.test_models_convert import ROOT, built_models, read_rgb
 
 # Two photos each of two people, and a third person; all found by the detector at LFW's framing.
 GENUINE = ("Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg")
@@ -75,6 +76,7 @@ def portrait(relpath: str) -> ReferencePortrait:
 # Matching
 
 
+@pytest.mark.needs_lfw
 def test_genuine_pair_matches_and_impostor_does_not():
     live = observe(frame_of(photo(GENUINE[1])))
     assert live.acquired and live.face_present and live.guidance == ()
@@ -85,6 +87,7 @@ def test_genuine_pair_matches_and_impostor_does_not():
     assert genuine.threshold == matcher().threshold
 
 
+@pytest.mark.needs_lfw
 def test_still_descriptors_are_deterministic_and_score_like_the_evaluation():
     first, reason = matcher().embed_image(photo(GENUINE[0]))
     again, _ = matcher().embed_image(photo(GENUINE[0]))
@@ -96,6 +99,7 @@ def test_still_descriptors_are_deterministic_and_score_like_the_evaluation():
     assert similarity(first, other) > similarity(first, matcher().embed_image(photo(THIRD))[0])
 
 
+@pytest.mark.needs_lfw
 def test_flip_augmentation_is_a_switch_and_averages_chip_and_mirror():
     flipping = matcher()
     analysis = flipping.pipeline.analyse(photo(GENUINE[0]), flipping.settings.for_stills())
@@ -120,6 +124,7 @@ def test_a_photo_without_a_face_has_no_descriptor():
     assert not observation.face_present and observation.handle is None
 
 
+@pytest.mark.needs_lfw
 def test_portrait_without_a_face_is_no_evidence_and_check_reference_says_so():
     live = observe(frame_of(photo(GENUINE[1])))
     blank = ReferencePortrait(image=np.full((300, 240, 3), 200, np.uint8), source="test")
@@ -131,17 +136,20 @@ def test_portrait_without_a_face_is_no_evidence_and_check_reference_says_so():
     assert matcher().check_reference(portrait(GENUINE[0])) is None
 
 
+@pytest.mark.needs_lfw
 def test_greyscale_portraits_are_accepted():
     grey = cv2.cvtColor(photo(GENUINE[0]), cv2.COLOR_RGB2GRAY)
     live = observe(frame_of(photo(GENUINE[1])))
     assert matcher().compare(live, ReferencePortrait(image=grey, source="test")).matched
 
 
+@pytest.mark.needs_lfw
 def test_compare_refuses_an_observation_that_was_not_acquired():
     with pytest.raises(ValueError, match="acquired"):
         matcher().compare(FaceObservation(acquired=False), portrait(GENUINE[0]))
 
 
+@pytest.mark.needs_lfw
 def test_portrait_is_embedded_once_per_transaction_and_forgotten(monkeypatch):
     fresh = OnnxFaceMatcher(built_models(), threads=1, settings=PipelineSettings())
     calls = []
@@ -173,6 +181,7 @@ def test_portrait_cache_is_bounded_and_keyed_by_pixels():
     assert len(cache) == 0
 
 
+@pytest.mark.needs_lfw
 def test_observation_keeps_the_descriptor_only():
     live = observe(frame_of(photo(GENUINE[1])))
     assert isinstance(live.handle, LiveFace) and live.handle.embedding.shape == (128,)
@@ -180,6 +189,7 @@ def test_observation_keeps_the_descriptor_only():
     assert all(isinstance(v, float) for v in live.quality.values())
 
 
+@pytest.mark.needs_lfw
 def test_matcher_is_thread_safe():
     frames = [frame_of(photo(name)) for name in (*GENUINE, *OTHER)]
     expected = [observe(f).handle.embedding for f in frames]
@@ -245,6 +255,7 @@ def test_burst_selector_keeps_the_best_recent_frame_and_can_fuse():
         BurstSelector(frames=2, fuse=3)
 
 
+@pytest.mark.needs_lfw
 def test_burst_fusion_of_real_frames_still_matches():
     burst = BurstSelector(frames=3, fuse=3)
     for scale in (1.6, 1.8, 1.92):
@@ -272,7 +283,7 @@ def test_threshold_falls_back_to_dlibs_distance_until_calibrated(caplog):
 def test_calibrated_operating_point_is_used_and_mismatches_are_refused():
     resnet = _resnet_manifest()
     points = {
-        "score": "models.evaluation.similarity",
+        "score": "models.scoring.similarity",
         "flip": True,
         "calibrated_model_sha256": resnet.sha256,
         "fmr_1e-3": {"threshold": 0.7321, "fmr": 0.001},
@@ -296,17 +307,18 @@ def linked_models(directory: Path) -> Path:
     """The built models linked (not copied) into ``directory``, with manifests free to edit."""
     source = built_models()
     directory.mkdir(parents=True, exist_ok=True)
-    for name in build.MODEL_NAMES:
-        model = build.model_path(source, name)
+    for name in model_files.MODEL_FILES:
+        model = model_files.model_path(source, name)
         (directory / model.name).symlink_to(model)
         manifest_file = manifest.manifest_path_for(model)
         (directory / manifest_file.name).write_bytes(manifest_file.read_bytes())
     return directory
 
 
+@pytest.mark.needs_lfw
 def test_matcher_decides_at_the_manifests_operating_point(tmp_path):
     models = linked_models(tmp_path)
-    path = manifest.manifest_path_for(build.model_path(models, "dlib_resnet_v1"))
+    path = manifest.manifest_path_for(model_files.model_path(models, "dlib_resnet_v1"))
     doc = json.loads(path.read_text())
     doc["operating_points"] = {"flip": True, "fmr_1e-3": {"threshold": 0.99}}
     path.write_text(json.dumps(doc))
@@ -319,21 +331,22 @@ def test_matcher_decides_at_the_manifests_operating_point(tmp_path):
 
 def test_modified_or_missing_models_are_unavailable(tmp_path):
     models = linked_models(tmp_path)
-    detector = build.model_path(models, "dlib_mmod_detector")
+    detector = model_files.model_path(models, "dlib_mmod_detector")
     data = bytearray(detector.read_bytes())
     data[len(data) // 2] ^= 0x01
     detector.unlink()
     detector.write_bytes(bytes(data))
     with pytest.raises(ModelUnavailable, match="modified"):
         OnnxFaceMatcher(models, threads=1, settings=PipelineSettings())
-    build.model_path(models, "dlib_landmarks_5").unlink()
+    model_files.model_path(models, "dlib_landmarks_5").unlink()
     detector.unlink()
     with pytest.raises(ModelUnavailable, match="missing"):
         OnnxFaceMatcher(models, threads=1, settings=PipelineSettings())
 
 
 def test_int8_descriptor_is_loaded_only_through_its_verified_quantization(tmp_path):
-    models = linked_models(tmp_path)  # fp32 models only: nobody quantized here
+    models = linked_models(tmp_path)
+    model_files.int8_path(models).unlink()
     with pytest.raises(ModelUnavailable, match="int8 face model missing"):
         OnnxFaceMatcher(models, threads=1, settings=PipelineSettings(precision="int8"))
 
@@ -353,6 +366,7 @@ def test_settings_reject_inconsistent_values():
 # Privacy: nothing on disk
 
 
+@pytest.mark.needs_lfw
 def test_pipeline_writes_nothing_to_disk(tmp_path):
     """A whole transaction's worth of work leaves the working directory, HOME and TMPDIR empty.
 
@@ -395,16 +409,3 @@ m.forget()
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "ok"]
     assert {name: sorted(p.rglob("*")) for name, p in places.items()} == {name: [] for name in places}
-
-
-def test_pipeline_modules_import_neither_dlib_nor_onnx():
-    code = (
-        "import sys\n"
-        "import models.onnx_matcher, models.verify_cli\n"
-        "bad = [m for m in ('dlib', 'onnx', 'torch') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
-    )
-    assert result.returncode == 0, result.stderr

@@ -11,8 +11,9 @@ from models import align, quality
 from models.matching import FaceObservation, Guidance
 from models.pipeline import FaceAnalysis
 from models.quality import QualityThresholds
+from tests.lfw import lfw_dir
 from tests.test_face_pipeline import GENUINE, OTHER, frame_of, matcher, observe, photo
-from tests.test_models_convert import lfw_dir, read_rgb
+from tests.test_models_convert import read_rgb
 
 FACE = GENUINE[0]
 
@@ -29,6 +30,7 @@ def assert_guided(frame: np.ndarray, *codes: Guidance) -> FaceObservation:
     return observation
 
 
+@pytest.mark.needs_lfw
 def test_a_good_frame_is_acquired_with_its_measures():
     analysis = analyse(frame_of(photo(FACE)))
     assert analysis.acquired and analysis.guidance == () and analysis.chip is not None
@@ -39,15 +41,18 @@ def test_a_good_frame_is_acquired_with_its_measures():
     assert set(analysis.timings_ms) == {"detect", "landmarks", "align", "quality"}
 
 
+@pytest.mark.needs_lfw
 def test_too_small_face_is_told_to_come_closer():
     analysis = assert_guided(frame_of(photo(FACE), scale=0.8), Guidance.COME_CLOSER)
     assert analysis.quality["face_px"] < QualityThresholds().min_face_px
 
 
+@pytest.mark.needs_lfw
 def test_too_large_face_is_told_to_step_back():
     assert_guided(frame_of(photo(FACE), scale=4.5), Guidance.STEP_BACK)
 
 
+@pytest.mark.needs_lfw
 def test_face_cut_off_at_the_edge_or_off_centre_is_told_to_centre():
     cut = assert_guided(frame_of(photo(FACE), dx=-310), Guidance.CENTRE_FACE)  # about 40% out of frame
     assert cut.quality["in_frame"] < QualityThresholds().min_in_frame
@@ -55,6 +60,7 @@ def test_face_cut_off_at_the_edge_or_off_centre_is_told_to_centre():
     assert aside.quality["in_frame"] == 1.0
 
 
+@pytest.mark.needs_lfw
 def test_two_similar_faces_mean_one_person_only():
     frame = np.full((480, 640, 3), 96, np.uint8)
     for left, name in ((10, FACE), (330, OTHER[0])):
@@ -63,6 +69,7 @@ def test_two_similar_faces_mean_one_person_only():
     assert observation.quality == {"faces": 2.0}
 
 
+@pytest.mark.needs_lfw
 def test_a_much_smaller_face_behind_does_not_stop_the_capture():
     frame = frame_of(photo(FACE))
     frame[0:225, 415:640] = cv2.resize(photo(OTHER[0]), (225, 225), interpolation=cv2.INTER_AREA)
@@ -70,23 +77,27 @@ def test_a_much_smaller_face_behind_does_not_stop_the_capture():
     assert observation.quality["faces"] == 2 and observation.acquired
 
 
+@pytest.mark.needs_lfw
 def test_blurred_face_is_told_to_hold_still():
     blurred = cv2.GaussianBlur(frame_of(photo(FACE)), (0, 0), 4)
     analysis = assert_guided(blurred, Guidance.HOLD_STILL)
     assert analysis.quality["sharpness"] < QualityThresholds().min_sharpness
 
 
+@pytest.mark.needs_lfw
 def test_dark_face_asks_for_light_and_is_not_called_blurred():
     dark = (frame_of(photo(FACE)) * 0.3).astype(np.uint8)
     analysis = assert_guided(dark, Guidance.MORE_LIGHT)
     assert analysis.quality["sharpness"] < QualityThresholds().min_sharpness  # dim, not moving
 
 
+@pytest.mark.needs_lfw
 def test_overexposed_face_is_too_bright():
     bright = np.clip(frame_of(photo(FACE)).astype(np.float32) * 1.8, 0, 255).astype(np.uint8)
     assert_guided(bright, Guidance.TOO_BRIGHT)
 
 
+@pytest.mark.needs_lfw
 def test_tilted_head_is_asked_to_look_at_the_camera():
     rotation = cv2.getRotationMatrix2D((125, 125), 25, 1.0)
     tilted = cv2.warpAffine(photo(FACE), rotation, (250, 250), borderMode=cv2.BORDER_REPLICATE)
@@ -98,11 +109,13 @@ def test_no_face_is_no_face():
     assert_guided(np.full((480, 640, 3), 96, np.uint8), Guidance.NO_FACE)
 
 
+@pytest.mark.needs_lfw
 def test_several_problems_are_all_reported_most_useful_first():
     small_and_aside = frame_of(photo(FACE), scale=0.8, dx=-220)
     assert_guided(small_and_aside, Guidance.COME_CLOSER, Guidance.CENTRE_FACE)
 
 
+@pytest.mark.needs_lfw
 def test_the_gates_accept_nearly_every_lfw_face_framed_like_the_kiosk_camera():
     """The thresholds come from LFW: at kiosk framing they must not turn ordinary faces away."""
     files = sorted(lfw_dir().glob("*/*.jpg"))[::160][:50]

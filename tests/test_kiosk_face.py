@@ -16,27 +16,43 @@ from kiosk.documents.mrz import parse_mrz
 from kiosk.flow.states import State
 from kiosk.headless import run_population, simulated_kiosk
 from kiosk.simulation.population import FaceImages, population, traveller_of
-from models import build, manifest
+from models import model_files
 from models.onnx_matcher import OnnxFaceMatcher
 from models.simulated import SimulatedFaceMatcher
 from tests.conftest import TODAY
+from tests.lfw import lfw_dir
 from tests.test_face_pipeline import linked_models
-from tests.test_models_convert import built_models, lfw_dir
+from tests.test_models_convert import built_models
 
 SEED = 1
 
 
-def face_config(base_dir: Path, **face: object) -> Config:
-    """The real pipeline on real faces. A face the pipeline never accepts (LFW has turned heads and
-    bystanders a kiosk would send away) runs into a 5 s capture timeout, to keep the run short."""
+def face_config(base_dir: Path, faces: Path | None = None, **face: object) -> Config:
+    """The real pipeline on real faces (LFW unless ``faces`` names another folder). A face the
+    pipeline never accepts (LFW has turned heads and bystanders a kiosk would send away) runs into a
+    5 s capture timeout, to keep the run short."""
     return Config(
         base_dir=base_dir,
         face=FaceSection(**{"backend": "onnx", "model_dir": built_models(), **face}),
-        simulation=SimulationSection(seed=SEED, face_images=lfw_dir()),
+        simulation=SimulationSection(seed=SEED, face_images=faces or lfw_dir()),
         flow=FlowSection(face_timeout_s=5.0),
     )
 
 
+def astronaut_faces(folder: Path) -> Path:
+    """A face folder laid out like LFW without the dev set: scikit-image's public-domain astronaut
+    portrait, twice for each of two "people" (for tests about the models, not about matching)."""
+    import skimage.data
+
+    portrait = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    for person in ("Astro_A", "Astro_B"):
+        (folder / person).mkdir(parents=True, exist_ok=True)
+        for n in (1, 2):
+            cv2.imwrite(str(folder / person / f"{person}_{n:04d}.jpg"), portrait)
+    return folder
+
+
+@pytest.mark.needs_lfw
 def test_whole_gate_run_with_the_real_pipeline_reaches_the_expected_decisions(tmp_path):
     summary = run_population(face_config(tmp_path), count=30, seed=SEED)
     decided = sum(summary["decisions"].values())
@@ -47,6 +63,7 @@ def test_whole_gate_run_with_the_real_pipeline_reaches_the_expected_decisions(tm
     assert summary["stage_ms"]["face_match"]["p50"] > 0
 
 
+@pytest.mark.needs_lfw
 def test_impostors_are_referred_and_genuine_travellers_pass(tmp_path):
     with simulated_kiosk(face_config(tmp_path), 0, SEED, None) as (kiosk, stage, _):
         today = kiosk.clock.now().date()
@@ -70,13 +87,13 @@ def test_impostors_are_referred_and_genuine_travellers_pass(tmp_path):
 
 def test_a_tampered_model_takes_the_lane_out_of_service(tmp_path, caplog):
     models = linked_models(tmp_path / "models")
-    detector = build.model_path(models, "dlib_mmod_detector")
+    detector = model_files.model_path(models, "dlib_mmod_detector")
     data = bytearray(detector.read_bytes())
     data[100] ^= 0x01
     detector.unlink()
     detector.write_bytes(bytes(data))
     with caplog.at_level(logging.ERROR, logger="kiosk.app"):
-        kiosk = build_kiosk(face_config(tmp_path, model_dir=models))
+        kiosk = build_kiosk(face_config(tmp_path, astronaut_faces(tmp_path / "faces"), model_dir=models))
     try:
         assert kiosk.engine.matcher is None and kiosk.engine.versions["model"] == "unavailable"
         assert "modified" in caplog.text
@@ -90,12 +107,11 @@ def test_a_tampered_model_takes_the_lane_out_of_service(tmp_path, caplog):
 
 def test_relative_model_dir_resolves_against_the_config(tmp_path):
     linked_models(tmp_path / "models")
-    # The linked set holds the converted models only; the int8 copy is the quantizer's business.
-    kiosk = build_kiosk(face_config(tmp_path, model_dir=Path("models"), precision="fp32"))
+    kiosk = build_kiosk(face_config(tmp_path, astronaut_faces(tmp_path / "faces"), model_dir=Path("models")))
     try:
         assert isinstance(kiosk.engine.matcher, OnnxFaceMatcher)
-        resnet = manifest.load_verified(build.model_path(tmp_path / "models", "dlib_resnet_v1"))[1]
-        assert kiosk.engine.versions["model"].startswith(f"dlib_resnet_v1@{resnet.sha256[:12]}")
+        _, resnet = model_files.load_verified_int8(model_files.int8_path(tmp_path / "models"))
+        assert kiosk.engine.versions["model"].startswith(f"dlib_resnet_v1_int8@{resnet.sha256[:12]}")
     finally:
         kiosk.close()
 
@@ -107,7 +123,8 @@ def test_face_configuration_errors_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"simulation\.face_images"):
         build_kiosk(missing)
     with pytest.raises(ConfigError, match="detect_min_face_px"):
-        build_kiosk(face_config(tmp_path, detect_min_face_px=500.0, detect_max_face_px=400.0))
+        faces = astronaut_faces(tmp_path / "faces")
+        build_kiosk(face_config(tmp_path, faces, detect_min_face_px=500.0, detect_max_face_px=400.0))
 
 
 def test_without_face_images_everything_stays_simulated(tmp_path):
@@ -129,6 +146,7 @@ def faces() -> FaceImages:
     return FaceImages(lfw_dir(), SEED)
 
 
+@pytest.mark.needs_lfw
 def test_travellers_get_real_identities_deterministically(faces):
     travellers = population(SEED, 40, TODAY) + [traveller_of("impostor", SEED, TODAY, i) for i in range(5)]
     again = FaceImages(lfw_dir(), SEED)
@@ -142,6 +160,7 @@ def test_travellers_get_real_identities_deterministically(faces):
     assert [faces.portrait_path(t) for t in travellers] != [other_seed.portrait_path(t) for t in travellers]
 
 
+@pytest.mark.needs_lfw
 def test_camera_and_references_show_the_travellers_real_faces(tmp_path):
     config = face_config(tmp_path)
     with simulated_kiosk(config, 0, SEED, None) as (kiosk, stage, _):

