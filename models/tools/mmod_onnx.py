@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from onnx import TensorProto, helper
 
-from models.resnet_onnx import GraphBuilder, finish_model
 from models.tools.dlib_format import DlibFormatError, Network, read_network
+from models.tools.resnet_onnx import GraphBuilder, finish_model
 
 
 def build_graph(net: Network) -> bytes:
