@@ -19,6 +19,7 @@ class Dataset(StrEnum):
     VISA_EXEMPT = "visa_exempt"
     WATCHLIST = "watchlist"
     POLICY = "policy"
+    CHIP_TRUST = "chip_trust"  # CSCA certificates, master lists and CRLs: kiosk.chip.trust_dataset
 
 
 # The policy schema versions this build understands; a dataset of another version is refused.
