@@ -97,9 +97,11 @@ def _add_record(store: TrustStore, stated: Mapping[str, Any]) -> str | None:
         return "der is not base64"
     if der_objects(der) != [der]:
         return "der holds PEM, not DER"
-    if kind_of(der) != stated.get("kind"):
+    actual = kind_of(der)
+    if actual != stated.get("kind"):
         # Checked before adding: a CRL declared a CSCA must not slip into the store either way.
-        return f"kind {stated.get('kind')!r} but the object is a {kind_of(der)}"
+        what = "neither a certificate nor a CRL" if actual == MASTER_LIST else f"a {actual}"
+        return f"kind {stated.get('kind')!r} but the object is {what}"
     try:
         item = store.add_der(der)
     except ValueError as exc:  # TrustError, and cryptography's lazy parse errors

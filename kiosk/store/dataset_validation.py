@@ -142,7 +142,7 @@ def _refuse(name: str, version: str, problems: list[str]) -> ReferenceDataError:
     more = len(problems) - len(shown)
     text = "; ".join(shown) + (f"; ... and {more} more" if more else "")
     return ReferenceDataError(
-        f"reference dataset {name!r} version {version!r} refused, previous version kept: {text}",
+        f"reference dataset {str(name)!r} version {version!r} refused, previous version kept: {text}",
         problems=problems,
     )
 
