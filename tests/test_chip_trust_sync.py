@@ -34,7 +34,7 @@ from tests.chip_material import TD3, master_list, ml_signer, portrait
 from tests.chip_material import encode as encode_image
 from tests.mqtt_broker import MosquittoBroker
 from tests.test_edge_agent import wait_for
-from tests.test_sync import SITE, TOPICS, ago, outbox, publish_raw, resign, running_agent
+from tests.test_sync import SITE, TOPICS, ago, assert_events_valid, outbox, publish_raw, resign, running_agent
 
 KEY_ROLE = "sync"  # the conftest `keys` fixture makes a bundle-signing pair
 NOW = datetime.now(UTC)
@@ -184,6 +184,7 @@ def test_a_synced_trust_store_is_what_the_lane_authenticates_with(
         agent.publisher.resubscribe(agent.handler.subscriptions())
         wait_for(lambda: agent.handler.stats.unchanged >= 1, 20, "re-delivery recognised")
         assert outbox(db, "alert") == []
+        assert_events_valid(db, agent.store)
 
 
 def _with_record(private: Ed25519PrivateKey, records: list[dict[str, Any]], **changes: Any) -> bytes:
@@ -300,6 +301,7 @@ def test_a_bad_trust_bundle_is_refused_and_the_previous_one_stays(
         trust = load_trust(agent.store, tmp_path / "data")
         assert [c.subject for c in trust.cscas] == [pki.ut.cert.subject] and trust.skipped == []
         assert passive_authentication(pki.lds(pki.ut_ds), trust, NOW).valid
+        assert_events_valid(db, agent.store)
         if problem is not None:
             # the log (never the alert, which carries codes only) says which record and why
             assert any(problem in message and "record " in message for message in caplog.messages)
