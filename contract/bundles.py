@@ -28,11 +28,12 @@ FIELDS = frozenset(
 )
 # The reference datasets (kiosk.reference.Dataset, checked equal by the tests) and the fleet settings,
 # which travel as a bundle too but live in a file on the kiosk, not a table.
-REFERENCE_DATASETS = frozenset({"evisa", "visa_exempt", "watchlist", "policy"})
+REFERENCE_DATASETS = frozenset({"evisa", "visa_exempt", "watchlist", "policy", "chip_trust"})
 CONFIG_DATASET = "config"
 DATASETS = REFERENCE_DATASETS | {CONFIG_DATASET}
-# Sent whole only: one object, not a list of rows.
-FULL_ONLY = frozenset({"policy", CONFIG_DATASET})
+# Sent whole only: policy and config are one object, not a list of rows; chip_trust is a few hundred
+# certificates that change a few times a year, and a master list is one record anyway.
+FULL_ONLY = frozenset({"policy", "chip_trust", CONFIG_DATASET})
 
 
 def normalised(records: Any) -> Any:

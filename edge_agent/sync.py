@@ -29,6 +29,7 @@ from contract.bundles import (
     CONFIG_DATASET,
     DATASETS,
     FIELDS,
+    FULL_ONLY,
     KINDS,
     MAX_BUNDLE_BYTES,
     records_sha256,
@@ -38,7 +39,7 @@ from contract.topics import SEGMENT, Topics
 from edge_agent.publisher import Outgoing
 from kiosk.reference_data import Dataset
 from kiosk.store import ReferenceDataError, Request, Store, canonical_sha256
-from kiosk.store.dataset_validation import EVisaRow, VisaExemptRow, WatchlistRow
+from kiosk.store.dataset_validation import ChipTrustRow, EVisaRow, VisaExemptRow, WatchlistRow
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,12 @@ REJECTED_META = "sync_rejected:{}"
 # Same rule as kiosk.store.dataset_validation: a version string that can be stored is also safe to report.
 _VERSION = re.compile(r"^[\x21-\x7e]{1,100}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# Where a delta's base rows are read from; the columns are the record fields the hub sends.
+# The record fields the hub sends, per list dataset: what a delta's base and a re-sent version are read as.
 _ROW_COLUMNS: dict[Dataset, tuple[str, ...]] = {
     Dataset.EVISA: tuple(EVisaRow.model_fields),
     Dataset.VISA_EXEMPT: tuple(VisaExemptRow.model_fields),
     Dataset.WATCHLIST: tuple(WatchlistRow.model_fields),
+    Dataset.CHIP_TRUST: tuple(ChipTrustRow.model_fields),
 }
 
 
@@ -260,7 +262,7 @@ class SyncHandler:
 
     @staticmethod
     def _delta_shape(dataset: Dataset, base: object, records: object) -> bool:
-        if dataset is Dataset.POLICY or not isinstance(base, str) or not _VERSION.match(base):
+        if dataset in FULL_ONLY or not isinstance(base, str) or not _VERSION.match(base):
             return False
         if not isinstance(records, dict) or set(records) != {"add", "remove"}:
             return False

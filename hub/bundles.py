@@ -38,6 +38,7 @@ from contract.signing import canonical, signature
 from contract.topics import Topics
 from edge_agent.sync import SyncHandler
 from hub.signer import load_private_key
+from kiosk.chip.trust_dataset import records_from_files
 from kiosk.reference_data import Dataset
 
 COMMANDS = ("sign-bundle", "publish-bundle")
@@ -240,7 +241,14 @@ def add_parsers(sub: Any) -> None:
     sign.add_argument("--site", required=True)
     sign.add_argument("--dataset", required=True, choices=[*(d.value for d in Dataset), CONFIG_DATASET])
     sign.add_argument("--version", required=True)
-    sign.add_argument("--records", type=Path, required=True, help="JSON file: the new dataset")
+    source = sign.add_mutually_exclusive_group(required=True)
+    source.add_argument("--records", type=Path, help="JSON file: the new dataset")
+    source.add_argument(
+        "--trust-files",
+        type=Path,
+        nargs="+",
+        help="chip_trust: CSCA certificates (DER/PEM), ICAO master lists and CRLs, files or folders",
+    )
     sign.add_argument("--base-records", type=Path, help="JSON file: the dataset the kiosks have (delta)")
     sign.add_argument("--base-version", help="version of --base-records (delta)")
     sign.add_argument("--issued-at", help="ISO-8601 with time zone (default: now)")
@@ -269,7 +277,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _sign(args: argparse.Namespace) -> int:
-    records = json.loads(args.records.read_text(encoding="utf-8"))
+    if args.trust_files is not None:
+        if args.dataset != Dataset.CHIP_TRUST:
+            raise ValueError("--trust-files makes a chip_trust bundle")
+        # Checked exactly as a kiosk will check them: a file it would refuse stops the signing.
+        records = records_from_files(args.trust_files)
+    else:
+        records = json.loads(args.records.read_text(encoding="utf-8"))
     if (args.base_records is None) != (args.base_version is None):
         raise ValueError("--base-records and --base-version go together")
     kind = "full"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 
+from kiosk.chip.outcome import ChipOutcome
 from kiosk.documents.mrz import Mrz
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import SILENT_ALERT_REASONS, Reason
@@ -143,6 +144,49 @@ def _foreign_entitlement(
         ):
             return record.kind
     return None
+
+
+def assess_chip(outcome: ChipOutcome, rules: PolicyRules) -> tuple[Reason, ...]:
+    """The chip's reasons to refer (none: the chip raises no objection), by ``rules.chip_required``.
+
+    A chip that is there but fails is suspicious in every lane that uses the chip: only its absence
+    depends on the lane. A failed passive authentication gives CHIP_NOT_AUTHENTIC followed by each of
+    its own codes (UNKNOWN_CSCA, DG_HASH_MISMATCH ...), so an operator sees exactly what failed.
+    """
+    if rules.chip_required == "never":
+        return ()
+    if not outcome.found:
+        return (Reason.CHIP_NOT_FOUND,) if rules.chip_required == "always" else ()
+    if not outcome.readable:
+        return (Reason.CHIP_UNREADABLE,)
+    reasons: list[Reason] = []
+    if not outcome.dg1_matches:
+        reasons.append(Reason.DG1_MRZ_MISMATCH)
+    if not outcome.passive_valid:
+        reasons.append(Reason.CHIP_NOT_AUTHENTIC)
+        reasons.extend(dict.fromkeys(Reason(error.value) for error in outcome.passive_errors))
+    if outcome.active_performed and not outcome.active_valid:
+        reasons.append(Reason.CHIP_CLONE_SUSPECTED)
+    return tuple(reasons)
+
+
+class FaceReference(StrEnum):
+    CHIP_PORTRAIT = "chip_portrait"  # DG2 of the authentic chip just read
+    ENROLMENT = "enrolment"  # the lane's EnrolmentProvider (simulated population, enrolment records)
+    NONE = "none"  # nothing to compare the face with: NO_REFERENCE_PORTRAIT when a match is required
+
+
+def face_reference(outcome: ChipOutcome, rules: PolicyRules) -> FaceReference:
+    """Where the live face's reference comes from. Once the lane uses a chip that is present, only its
+    DG2 counts, and only when the chip is authentic: an unauthenticated portrait may be anyone's, and
+    falling back to another source would let a swapped chip choose who the gate compares with."""
+    if rules.chip_required == "never":
+        return FaceReference.ENROLMENT
+    if not outcome.found:
+        return FaceReference.ENROLMENT if rules.chip_required == "if_present" else FaceReference.NONE
+    if outcome.authentic and outcome.portrait_available:
+        return FaceReference.CHIP_PORTRAIT
+    return FaceReference.NONE
 
 
 def decide(

@@ -12,6 +12,24 @@ class Reason(StrEnum):
     DOCUMENT_EXPIRED = "DOCUMENT_EXPIRED"
     DOCUMENT_VALIDITY_TOO_SHORT = "DOCUMENT_VALIDITY_TOO_SHORT"
     DOCUMENT_LOST_STOLEN = "DOCUMENT_LOST_STOLEN"
+    # ePassport chip (kiosk.policy.assess_chip)
+    CHIP_NOT_FOUND = "CHIP_NOT_FOUND"  # no chip answered, in a lane that requires one
+    CHIP_UNREADABLE = "CHIP_UNREADABLE"  # access control (PACE/BAC) failed, or a file could not be read
+    CHIP_NOT_AUTHENTIC = "CHIP_NOT_AUTHENTIC"  # passive authentication failed; its codes follow
+    CHIP_CLONE_SUSPECTED = "CHIP_CLONE_SUSPECTED"  # Active Authentication failed
+    DG1_MRZ_MISMATCH = "DG1_MRZ_MISMATCH"  # the chip's MRZ is not the printed one
+    # passive authentication details, the codes of kiosk.chip.passive.PassiveError
+    SOD_MALFORMED = "SOD_MALFORMED"
+    SOD_SIGNATURE_INVALID = "SOD_SIGNATURE_INVALID"
+    UNKNOWN_CSCA = "UNKNOWN_CSCA"
+    CHAIN_BROKEN = "CHAIN_BROKEN"
+    DS_EXPIRED = "DS_EXPIRED"
+    CSCA_EXPIRED = "CSCA_EXPIRED"
+    KEY_USAGE_INVALID = "KEY_USAGE_INVALID"
+    DS_REVOKED = "DS_REVOKED"
+    COUNTRY_MISMATCH = "COUNTRY_MISMATCH"
+    DG_HASH_MISMATCH = "DG_HASH_MISMATCH"
+    COM_SOD_MISMATCH = "COM_SOD_MISMATCH"
     # traveller
     UNDER_MIN_AGE = "UNDER_MIN_AGE"
     NO_ENTITLEMENT = "NO_ENTITLEMENT"

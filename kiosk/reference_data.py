@@ -11,7 +11,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Dataset(StrEnum):
@@ -19,6 +19,7 @@ class Dataset(StrEnum):
     VISA_EXEMPT = "visa_exempt"
     WATCHLIST = "watchlist"
     POLICY = "policy"
+    CHIP_TRUST = "chip_trust"  # CSCA certificates, master lists and CRLs: kiosk.chip.trust_dataset
 
 
 # The policy schema versions this build understands; a dataset of another version is refused.
@@ -26,7 +27,7 @@ SUPPORTED_POLICY_SCHEMAS = frozenset({1})
 
 
 class PolicyRules(BaseModel):
-    """Entitlement rules, distributed as the ``policy`` dataset."""
+    """Entitlement rules, distributed as the ``policy`` dataset (so set per site or lane by the hub)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +43,33 @@ class PolicyRules(BaseModel):
     fingerprint_required: Literal["never", "always", "foreigners", "citizens"] = "never"
     # Which foreign entitlements admit a traveller through the e-gate at all.
     accepted_entitlements: tuple[str, ...] = ("visa_exempt", "e-visa", "e-voa")
+    # The ePassport chip (kiosk.policy.assess_chip): "always" is an ePassport-only lane (no chip
+    # refers); "if_present" checks a chip when the document has one; "never" does not use the chip.
+    # Whenever a chip is used, an unreadable, unauthentic or cloned chip, or a DG1 that is not the
+    # printed MRZ, refers the traveller.
+    chip_required: Literal["always", "if_present", "never"] = "if_present"
+
+    @model_validator(mode="after")
+    def _fingerprint_reference_exists(self) -> PolicyRules:
+        """Refuse a policy that requires a fingerprint no reference exists for.
+
+        In an ePassport-only lane (``chip_required = "always"``) the chip is where the traveller's
+        biometric references come from. Its fingerprints (DG3) are readable only after Extended Access
+        Control, which needs terminal certificates issued through each state's CVCA/SPOC; this build
+        has no EAC, so no fingerprint reference exists there and such a lane could only refer every
+        traveller it asked for a finger. Refusing the policy when it is validated (the hub gets a
+        ``sync_rejected`` alert, the lane keeps its previous policy) says so once, where the mistake
+        was made, instead of at every gate passage. Lanes that are not chip-only take references from
+        the enrolment provider; a traveller without an enrolled finger there is referred with
+        NO_REFERENCE_FINGERPRINT.
+        """
+        if self.chip_required == "always" and self.fingerprint_required != "never":
+            raise ValueError(
+                f"fingerprint_required {self.fingerprint_required!r} with chip_required 'always': the chip's "
+                "fingerprints (DG3) need Extended Access Control, which this kiosk does not do, so no "
+                "fingerprint reference exists; set fingerprint_required to 'never'"
+            )
+        return self
 
 
 @dataclass(frozen=True)

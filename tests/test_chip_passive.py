@@ -7,19 +7,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from drivers.chip.lds import files, sod
-from drivers.chip.lds.asn1 import ID_CSCA_MASTER_LIST, ID_MASTER_LIST_SIGNING_KEY, CscaMasterList
 from kiosk.chip.consistency import dg1_matches_mrz
 from kiosk.chip.issue import Portrait, build_lds
 from kiosk.chip.passive import PassiveError, passive_authentication
 from kiosk.chip.testpki import Signer, make_csca, make_ds
 from kiosk.chip.trust import TrustStore
-from tests.chip_material import TD3, encode, portrait
+from tests.chip_material import TD3, encode, master_list, ml_signer, portrait
 
 NOW = datetime.now(UTC)
 IDN_TD3 = [TD3[0].replace("UTO", "IDN"), "L898902C36IDN7408122F1204159ZE184226B<<<<<10"]
@@ -153,43 +151,11 @@ def test_revoked_ds(tmp_path: Path, pki: tuple[Signer, Signer], picture: Portrai
     assert _errors(build_lds(TD3, picture, revoked), trust, NOW + timedelta(days=31)) == ["DS_REVOKED"]
 
 
-def _master_list(signer: Signer, cscas: list[Signer]) -> bytes:
-    content = CscaMasterList(
-        {
-            "version": 0,
-            "cert_list": [
-                asn1_x509.Certificate.load(c.cert.public_bytes(serialization.Encoding.DER)) for c in cscas
-            ],
-        }
-    )
-    return sod.sign_cms(ID_CSCA_MASTER_LIST, content.dump(), signer.cert, signer.key)
-
-
-def _ml_signer(issuer: Signer) -> Signer:
-    signer = make_ds(issuer)  # a key and certificate from the CSCA; master lists add the ICAO usage
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(
-            x509.Name.from_rfc4514_string("CN=Gerbang TEST Master List Signer,O=Gerbang TEST PKI,C=UT")
-        )
-        .issuer_name(issuer.cert.subject)
-        .public_key(signer.key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=365))
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.ObjectIdentifier(ID_MASTER_LIST_SIGNING_KEY)]), critical=False
-        )
-        .sign(issuer.key, hashes.SHA256())
-    )
-    return Signer(cert, signer.key)
-
-
 def test_master_list_import(tmp_path: Path, pki: tuple[Signer, Signer], picture: Portrait) -> None:
     csca, ds = pki
     others = [make_csca(c) for c in ("ID", "DE")]
     ml_path = tmp_path / "ml.ml"
-    ml_path.write_bytes(_master_list(_ml_signer(csca), [csca, *others]))
+    ml_path.write_bytes(master_list(ml_signer(csca), [csca, *others]))
     trust = TrustStore.load(ml_path)
     assert trust.skipped == []
     assert {c.subject for c in trust.cscas} == {c.cert.subject for c in [csca, *others]}
@@ -197,9 +163,9 @@ def test_master_list_import(tmp_path: Path, pki: tuple[Signer, Signer], picture:
 
     # a list whose signer no CSCA issued, and a list with a flipped byte, are refused
     rogue = tmp_path / "rogue.ml"
-    rogue.write_bytes(_master_list(_ml_signer(make_csca("UT", name="ROGUE")), [csca]))
+    rogue.write_bytes(master_list(ml_signer(make_csca("UT", name="ROGUE")), [csca]))
     assert "not issued by a known CSCA" in TrustStore.load(rogue).skipped[0]
-    good = _master_list(_ml_signer(csca), [csca])
+    good = master_list(ml_signer(csca), [csca])
     broken = tmp_path / "broken.ml"
     broken.write_bytes(_flip(good, len(good) - 3))
     store = TrustStore.load(broken)

@@ -20,6 +20,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -35,6 +36,9 @@ from edge_agent.sync import SyncHandler
 from hub.__main__ import main as hub_main
 from hub.bundles import bench_apply, encode, make_delta, publish_bundle, sign_bundle, synthetic_watchlist
 from hub.signer import SYNC_PRIVATE_NAME, SYNC_PUBLIC_NAME, keygen, load_private_key, sign_command
+from kiosk.chip.testpki import make_csca
+from kiosk.chip.trust import TrustStore
+from kiosk.chip.trust_dataset import record
 from kiosk.privacy import IdentifierHasher
 from kiosk.reference_data import Dataset, PolicyRules
 from kiosk.store import Store
@@ -70,6 +74,8 @@ WATCHLIST = [
 ]
 VISA_EXEMPT = [{"nationality": n, "max_stay_days": 30} for n in ("JPN", "SGP", "D<<")]
 POLICY = PolicyRules().model_dump(mode="json")
+_CSCA = make_csca("UT").cert.public_bytes(serialization.Encoding.DER)
+CHIP_TRUST = [record(TrustStore().add_der(_CSCA), _CSCA)]
 
 
 # ---------------------------------------------------------------------- fixtures and helpers
@@ -161,6 +167,7 @@ def test_full_bundles_for_every_dataset_then_a_delta(
             (Dataset.VISA_EXEMPT, VISA_EXEMPT),
             (Dataset.EVISA, EVISA_V1),
             (Dataset.WATCHLIST, WATCHLIST),
+            (Dataset.CHIP_TRUST, CHIP_TRUST),
         ):
             bundle = sign_bundle(private, dataset, "2026-11-27.1", records, site=SITE)
             # Both protocol versions on the hub side; the agent speaks 3.1.1 here.
@@ -168,7 +175,7 @@ def test_full_bundles_for_every_dataset_then_a_delta(
             topic = publish_bundle("127.0.0.1", broker.port, SITE, bundle, mqtt_version=version)
             assert topic == TOPICS.sync(dataset.value)
         # The handler's counters move last (after the data, the meta and the audit event).
-        wait_for(lambda: agent.handler.stats.applied == 4, 20, "four datasets applied")
+        wait_for(lambda: agent.handler.stats.applied == 5, 20, "five datasets applied")
         assert agent.store.reference_data.dataset_versions() == {d.value: "2026-11-27.1" for d in Dataset}
         store = agent.store
         assert [r.valid_until.isoformat() for r in store.reference_data.evisa_records(doc("PA1000002"))] == [
@@ -181,6 +188,7 @@ def test_full_bundles_for_every_dataset_then_a_delta(
         assert store.reference_data.policy_rules() == PolicyRules()
         audits = applied(db)
         assert sorted((a["dataset"], a["kind"], a["records"]) for a in audits) == [
+            ("chip_trust", "full", 1),
             ("evisa", "full", 3),
             ("policy", "full", 1),
             ("visa_exempt", "full", 3),
@@ -199,7 +207,7 @@ def test_full_bundles_for_every_dataset_then_a_delta(
             base_version="2026-11-27.1",
         )
         publish_bundle("127.0.0.1", broker.port, SITE, bundle)
-        wait_for(lambda: agent.handler.stats.applied == 5, 20, "delta applied")
+        wait_for(lambda: agent.handler.stats.applied == 6, 20, "delta applied")
         assert store.reference_data.dataset_versions()["evisa"] == "2026-11-28.1"
         assert store.reference_data.evisa_records(doc("PA1000002")) == []
         assert len(store.reference_data.evisa_records(doc("PA1000004"))) == 1
@@ -212,7 +220,7 @@ def test_full_bundles_for_every_dataset_then_a_delta(
             "records": 3,
         }
         assert outbox(db, "alert") == []
-        assert agent.handler.stats.applied == 5 and agent.handler.stats.rejected == 0
+        assert agent.handler.stats.applied == 6 and agent.handler.stats.rejected == 0
         assert_events_valid(db, agent.store)
 
 

@@ -35,7 +35,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "import", help="check CSCA certificates, ICAO master lists and CRLs, then copy them into the store"
     )
     trust_import.add_argument("files", type=Path, nargs="+")
-    trust_import.add_argument("--store", type=Path, default=Path("var/chip-trust"), help="trust store folder")
+    trust_import.add_argument(
+        "--store", type=Path, help="trust store folder (default: chip-trust in the kiosk's data_dir)"
+    )
+    trust_import.add_argument("--config", type=Path, help="TOML configuration file, for its data_dir")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,25 +67,41 @@ def _issue(args: argparse.Namespace) -> int:
 
 def _trust_import(args: argparse.Namespace) -> int:
     """Each file is checked against the store as it stands (a master list's signer must chain to a
-    CSCA) before it is copied in; a refused file changes nothing."""
+    CSCA) before it is copied in; a refused file changes nothing. The folder is the one
+    :func:`kiosk.chip.trust_source.load_trust` reads beside the synced ``chip_trust`` dataset."""
     import hashlib
 
+    from config import ConfigError, load_config
     from kiosk.chip.trust import TrustStore
+    from kiosk.chip.trust_source import technician_folder
 
-    args.store.mkdir(parents=True, exist_ok=True)
-    store = TrustStore.load(args.store)
+    if args.store is not None:
+        folder = args.store
+    else:
+        try:
+            folder = technician_folder(load_config(args.config))
+        except ConfigError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE_INPUT
+    folder.mkdir(parents=True, exist_ok=True)
+    store = TrustStore.load(folder)
     imported, refused = [], []
     for path in args.files:
         try:
             data = path.read_bytes()
-            kind = store.add(data)
+            # Added to a copy: a file refused half-way (a PEM whose second block is bad) must leave
+            # nothing of itself in the store the next files are checked against.
+            trial = TrustStore(list(store.cscas), list(store.crls))
+            items = trial.add(data)
         except (OSError, ValueError) as exc:  # TrustError, and cryptography's parse errors
             refused.append({"file": str(path), "reason": " ".join(str(exc).split())})
             continue
-        target = args.store / path.name
+        target = folder / path.name
         if target.exists() and target.read_bytes() != data:
-            target = args.store / f"{path.stem}-{hashlib.sha256(data).hexdigest()[:8]}{path.suffix}"
+            target = folder / f"{path.stem}-{hashlib.sha256(data).hexdigest()[:8]}{path.suffix}"
         target.write_bytes(data)
-        imported.append({"file": str(path), "kind": kind, "stored": target.name})
+        store = trial
+        kinds = sorted({item.kind for item in items})
+        imported.append({"file": str(path), "kind": ", ".join(kinds), "stored": target.name})
     print(json.dumps({"imported": imported, "refused": refused, "cscas": len(store.cscas)}))
     return EXIT_UNUSABLE_INPUT if refused else 0

@@ -9,11 +9,15 @@ dataset through the fleet sync, or a technician's import.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
 
 from drivers.chip.lds.asn1 import ID_CSCA_MASTER_LIST, CscaMasterList
 from drivers.chip.lds.sod import load_signed_data
@@ -47,6 +51,66 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class TrustItem:
+    """What one DER object added to the store was, summarised for reports (no key material)."""
+
+    kind: str  # CSCA, MASTER_LIST or CRL
+    sha256: str  # of the DER bytes
+    subject: str  # the CSCA; the master list's signer; the CRL's issuer (RFC 4514)
+    country: str | None  # that name's C, when it is two letters
+    not_after: datetime | None  # the certificate's end of validity; the CRL's next update
+    cscas: int = 0  # CSCAs the item brought (1 for a CSCA, the list's size for a master list)
+
+
+CSCA, MASTER_LIST, CRL = "csca", "master_list", "crl"
+_PEM_BLOCK = re.compile(rb"-----BEGIN (CERTIFICATE|X509 CRL)-----.+?-----END \1-----", re.S)
+
+
+def der_objects(data: bytes) -> list[bytes]:
+    """The DER objects of a file: each PEM certificate or CRL block in turn, or the file itself when it
+    is not PEM."""
+    if _PEM_CERT not in data and _PEM_CRL not in data:
+        return [data]
+    objects = []
+    for block in _PEM_BLOCK.finditer(data):
+        if block.group(1) == b"CERTIFICATE":
+            der = x509.load_pem_x509_certificate(block.group(0)).public_bytes(serialization.Encoding.DER)
+        else:
+            der = x509.load_pem_x509_crl(block.group(0)).public_bytes(serialization.Encoding.DER)
+        objects.append(der)
+    return objects
+
+
+def _country(name: x509.Name) -> str | None:
+    values = name.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+    country = str(values[0].value).upper() if values else ""
+    return country if re.fullmatch("[A-Z]{2}", country) else None
+
+
+def kind_of(der: bytes) -> str:
+    """What a DER object is taken for: CSCA when it parses as a certificate, CRL as a CRL, anything
+    else MASTER_LIST (which adding it then proves or refuses)."""
+    for kind, parse in ((CSCA, x509.load_der_x509_certificate), (CRL, x509.load_der_x509_crl)):
+        try:
+            parse(der)
+        except ValueError:
+            continue
+        return kind
+    return MASTER_LIST
+
+
+def _certificate_item(kind: str, digest: str, cert: x509.Certificate, cscas: int) -> TrustItem:
+    return TrustItem(
+        kind,
+        digest,
+        cert.subject.rfc4514_string(),
+        _country(cert.subject),
+        cert.not_valid_after_utc,
+        cscas,
+    )
+
+
 @dataclass
 class TrustStore:
     cscas: list[x509.Certificate] = field(default_factory=list)
@@ -55,43 +119,48 @@ class TrustStore:
 
     @classmethod
     def load(cls, path: Path) -> TrustStore:
+        """Every file of a folder (recursively), or one file (see :meth:`add_files`)."""
+        store = cls()
+        store.add_files(path)
+        return store
+
+    def add_files(self, path: Path) -> None:
         """Every file of a folder (recursively), or one file. Unusable files are skipped and noted in
         ``skipped`` rather than failing the whole store: one bad download must not close the lane."""
-        store = cls()
         paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for item in paths:
             try:
-                store.add(item.read_bytes())
-            except (OSError, TrustError) as exc:
-                store.skipped.append(f"{item.name}: {exc}")
-        return store
+                self.add(item.read_bytes())
+            except (OSError, ValueError) as exc:  # TrustError, and cryptography's PEM parse errors
+                self.skipped.append(f"{item.name}: {exc}")
 
-    def add(self, data: bytes) -> str:
-        """Add one file's content; returns what it was ("csca", "crl", "master list (N CSCAs)")."""
+    def add(self, data: bytes) -> list[TrustItem]:
+        """Add one file's content (DER, or PEM with one or more certificates and CRLs): what it held.
+        Raises :class:`TrustError` (or cryptography's ValueError for broken PEM) on the first object
+        refused; the objects before it stay added."""
         if len(data) > _MAX_FILE:
             raise TrustError("file too large")
-        if _PEM_CERT in data:
-            for cert in x509.load_pem_x509_certificates(data):
-                self._add_csca(cert)
-            return "csca"
-        if _PEM_CRL in data:
-            self.crls.append(x509.load_pem_x509_crl(data))
-            return "crl"
-        try:
-            cert = x509.load_der_x509_certificate(data)
-        except ValueError:
-            pass
-        else:
+        return [self.add_der(der) for der in der_objects(data)]
+
+    def add_der(self, der: bytes) -> TrustItem:
+        """Add one DER object, taken for what it parses as (:func:`kind_of`): a CA certificate, a CRL,
+        or a master list whose signer chains to a CSCA (in the list or already here)."""
+        if len(der) > _MAX_FILE:
+            raise TrustError("file too large")
+        kind = kind_of(der)
+        digest = hashlib.sha256(der).hexdigest()
+        if kind == CSCA:
+            cert = x509.load_der_x509_certificate(der)
             self._add_csca(cert)
-            return "csca"
-        try:
-            self.crls.append(x509.load_der_x509_crl(data))
-        except ValueError:
-            pass
-        else:
-            return "crl"
-        count = self._add_master_list(data)
-        return f"master list ({count} CSCAs)"
+            return _certificate_item(CSCA, digest, cert, 1)
+        if kind == CRL:
+            crl = x509.load_der_x509_crl(der)
+            self.crls.append(crl)
+            return TrustItem(
+                CRL, digest, crl.issuer.rfc4514_string(), _country(crl.issuer), crl.next_update_utc
+            )
+        signer, count = self._add_master_list(der)
+        return _certificate_item(MASTER_LIST, digest, signer, count)
 
     def _add_csca(self, cert: x509.Certificate) -> None:
         if not _is_ca(cert):
@@ -99,7 +168,7 @@ class TrustStore:
         if cert not in self.cscas:
             self.cscas.append(cert)
 
-    def _add_master_list(self, data: bytes) -> int:
+    def _add_master_list(self, data: bytes) -> tuple[x509.Certificate, int]:
         try:
             signed_data = load_signed_data(data, ID_CSCA_MASTER_LIST)
             listed = CscaMasterList.load(signed_data["encap_content_info"]["content"].contents, strict=True)
@@ -116,7 +185,7 @@ class TrustStore:
         for csca in cscas:
             if _is_ca(csca) and csca not in self.cscas:
                 self.cscas.append(csca)
-        return len(cscas)
+        return signer, len(cscas)
 
     def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
         """Trusted CSCAs that may have issued ``cert``: same name and, when the certificate names its

@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from kiosk.chip.trust import TrustStore
+from kiosk.chip.trust_dataset import NOT_AFTER_PATTERN, add_records
 from kiosk.reference_data import SUPPORTED_POLICY_SCHEMAS, Dataset, PolicyRules
 from kiosk.store.errors import ReferenceDataError
 from kiosk.store.records import canonical_sha256, dumps
@@ -79,10 +81,24 @@ class WatchlistRow(_Record):
     category: Literal["watchlist", "lost_stolen"]
 
 
+class ChipTrustRow(_Record):
+    """One CSCA certificate, master list or CRL (kiosk.chip.trust_dataset); the shape is checked here,
+    the object itself by :func:`_chip_trust_problems`."""
+
+    kind: Literal["csca", "master_list", "crl"]
+    # base64 of at most 16 MiB of DER (the trust store's own limit on one object)
+    der: str = Field(min_length=4, max_length=22_369_624, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    subject: str = Field(max_length=2048)
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] | None
+    not_after: Annotated[str, StringConstraints(pattern=NOT_AFTER_PATTERN)] | None
+
+
 _ROW_MODELS: dict[Dataset, type[_Record]] = {
     Dataset.EVISA: EVisaRow,
     Dataset.VISA_EXEMPT: VisaExemptRow,
     Dataset.WATCHLIST: WatchlistRow,
+    Dataset.CHIP_TRUST: ChipTrustRow,
 }
 
 # What makes two records the same; a repeated key is refused rather than guessed about.
@@ -90,7 +106,17 @@ _IDENTITY: dict[Dataset, tuple[str, ...]] = {
     Dataset.EVISA: ("document_hash", "nationality", "kind", "valid_from", "valid_until"),
     Dataset.VISA_EXEMPT: ("nationality",),
     Dataset.WATCHLIST: ("subject_hash", "match_on", "category"),
+    Dataset.CHIP_TRUST: ("sha256",),
 }
+
+
+def _chip_trust_problems(rows: list[dict[str, Any]]) -> list[str]:
+    """Every object checked as ``chip trust import`` checks a file, and its summary against it."""
+    return add_records(TrustStore(), rows)
+
+
+# Checks of the whole dataset, once every record has the right shape.
+_DATASET_CHECKS = {Dataset.CHIP_TRUST: _chip_trust_problems}
 
 
 @dataclass(frozen=True)
@@ -116,7 +142,7 @@ def _refuse(name: str, version: str, problems: list[str]) -> ReferenceDataError:
     more = len(problems) - len(shown)
     text = "; ".join(shown) + (f"; ... and {more} more" if more else "")
     return ReferenceDataError(
-        f"reference dataset {name!r} version {version!r} refused, previous version kept: {text}",
+        f"reference dataset {str(name)!r} version {version!r} refused, previous version kept: {text}",
         problems=problems,
     )
 
@@ -191,8 +217,11 @@ def _validate_rows(dataset: Dataset, version: str, records: object, sha256: str)
             problems.append(f"{prefix}duplicates record {seen[key]}")
             continue
         seen[key] = index
-        row["dataset_version"] = version
         rows.append(row)
+    if not problems and dataset in _DATASET_CHECKS:
+        problems = _DATASET_CHECKS[dataset](rows)
     if problems:
         raise _refuse(dataset, version, problems)
+    for row in rows:
+        row["dataset_version"] = version
     return ValidatedDataset(dataset, version, rows, len(rows), sha256)

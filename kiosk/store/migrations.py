@@ -157,9 +157,26 @@ _V2 = (
     "CREATE INDEX remote_requests_open ON remote_requests (requested_at) WHERE done_at IS NULL",
 )
 
+# The passive-authentication trust store synced from the hub (kiosk.chip.trust_dataset): the records
+# as the hub sent them, so a re-sent version compares equal.
+_V3 = (
+    """
+    CREATE TABLE ref_chip_trust (
+        sha256 TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('csca', 'master_list', 'crl')),
+        der TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        country TEXT,
+        not_after TEXT,
+        dataset_version TEXT NOT NULL
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "transactions, outbox, reference data, meta", _run(_V1)),
     Migration(2, "remote requests from the hub", _run(_V2)),
+    Migration(3, "chip trust store dataset", _run(_V3)),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

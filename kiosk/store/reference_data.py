@@ -25,6 +25,7 @@ _TABLES = {
     Dataset.VISA_EXEMPT: "ref_visa_exempt",
     Dataset.WATCHLIST: "ref_watchlist",
     Dataset.POLICY: "ref_policy",
+    Dataset.CHIP_TRUST: "ref_chip_trust",
 }
 
 

@@ -1,0 +1,42 @@
+"""What reading and checking the chip found, as the policy sees it (:func:`kiosk.policy.assess_chip`).
+
+Built by whoever reads the chip; holds results only, never DG1, the portrait or any other chip content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from kiosk.chip.passive import PassiveError
+
+
+@dataclass(frozen=True)
+class ChipOutcome:
+    found: bool  # a chip answered on the reader
+    access: Literal["PACE", "BAC"] | None = None  # None: access control failed (or no chip)
+    read_ok: bool = False  # EF.COM, EF.SOD, DG1 and DG2 were read completely
+    # Passive authentication's findings; none means it passed (it is only meaningful once read_ok).
+    passive_errors: tuple[PassiveError, ...] = ()
+    active_performed: bool = False  # the chip has DG15 and answered INTERNAL AUTHENTICATE
+    active_valid: bool = False
+    dg1_matches: bool = False  # DG1 is the MRZ the document reader saw
+    portrait_available: bool = False  # DG2 held a portrait that decoded
+
+    @classmethod
+    def absent(cls) -> ChipOutcome:
+        return cls(found=False)
+
+    @property
+    def readable(self) -> bool:
+        return self.found and self.access is not None and self.read_ok
+
+    @property
+    def passive_valid(self) -> bool:
+        return self.readable and not self.passive_errors
+
+    @property
+    def authentic(self) -> bool:
+        """Read, signed by a trusted state, not a clone as far as AA can tell, and the document's own."""
+        active_ok = self.active_valid or not self.active_performed
+        return self.passive_valid and active_ok and self.dg1_matches
