@@ -11,12 +11,25 @@ from collections.abc import Sequence
 from pathlib import Path
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+SITE_BROKER_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def site_broker_queue_settings() -> tuple[str, ...]:
+    """The queue limits of the shipped site-broker config, so the test proves what is deployed."""
+    conf = SITE_BROKER_CONF
+    lines = tuple(
+        line.strip()
+        for line in conf.read_text(encoding="utf-8").splitlines()
+        if line.startswith("max_queued_")
+    )
+    assert any(line.startswith("max_queued_messages ") for line in lines), f"{conf} sets no queue limit"
+    return lines
 
 
 class MosquittoBroker:

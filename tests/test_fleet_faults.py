@@ -33,7 +33,7 @@ from edge_agent.commands import CommandHandler
 from hub.consumer import EventConsumer
 from hub.signer import sign_command
 from kiosk.store import Store
-from tests.mqtt_broker import MosquittoBroker
+from tests.mqtt_broker import MosquittoBroker, site_broker_queue_settings
 from tests.test_edge_agent import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -448,18 +448,6 @@ def drain_with_slow_hub(
     agent = spawn_agent(store.path, broker, keys[1])
     wait_for(lambda: store.outbox.backlog() == 0, 60, "agent drained its backlog")
     return broker, hub, store, agent, time.monotonic() - started
-
-
-def site_broker_queue_settings() -> tuple[str, ...]:
-    """The queue limits of the shipped site-broker config, so the test proves what is deployed."""
-    conf = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
-    lines = tuple(
-        line.strip()
-        for line in conf.read_text(encoding="utf-8").splitlines()
-        if line.startswith("max_queued_")
-    )
-    assert any(line.startswith("max_queued_messages ") for line in lines), f"{conf} sets no queue limit"
-    return lines
 
 
 @pytest.mark.soak
