@@ -165,12 +165,13 @@ def run_population(
     for traveller, outcome in results:
         decision = outcome.decision if outcome else "NO_TRANSACTION"
         decisions[decision] += 1
+        # Every traveller expects a decision: one not served (a lane that stayed closed) is unexpected.
+        unexpected += decision != traveller.expected
         if outcome is None:
             continue
         reasons.update(outcome.reasons)
         for stage, ms in outcome.stage_ms.items():
             stages[stage].append(ms)
-        unexpected += decision != traveller.expected
         left_open += outcome.entry_left_unlocked
     return {
         "travellers": count,

@@ -217,7 +217,9 @@ def test_unplugging_wakes_a_waiting_engine_with_an_error(sim: ModbusIoSimulator,
     assert isinstance(outcome[0], DeviceError)
 
 
-def test_a_module_slower_than_the_reply_timeout_is_lost_without_hanging(tmp_path: Path) -> None:
+def test_a_module_slower_than_the_reply_timeout_is_lost_without_hanging(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     slow = ModbusIoSimulator(tmp_path / "slow-io", response_delay_s=TIMEOUT_S * 1.5).start()
     try:
         started = time.monotonic()
@@ -225,8 +227,10 @@ def test_a_module_slower_than_the_reply_timeout_is_lost_without_hanging(tmp_path
         try:
             assert time.monotonic() - started < 2 * TIMEOUT_S + 0.5
             wait_for(lambda: gate.health().state is HealthState.FAILED, LOSS_DETECTED_WITHIN_S)
-            # Late replies to earlier requests must never be taken for answers to later ones.
+            # Late replies to earlier requests must never be taken for answers to later ones: no
+            # recovery on stale answers, and no poll cycle that choked on an answer of the wrong shape.
             assert gate.port.restores == 0
+            assert "poll cycle failed" not in caplog.text
         finally:
             gate.close()
     finally:

@@ -19,6 +19,7 @@ software.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import Any
 from pymodbus.client import ModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.bit_message import ReadCoilsResponse, ReadDiscreteInputsResponse, WriteSingleCoilResponse
 
 from common.backoff import Backoff
 from drivers.gate.channels import ChannelMap, Input, Output
@@ -199,6 +201,8 @@ class ModbusPort:
             response = self._transaction(
                 "read inputs",
                 lambda: self._client.read_discrete_inputs(low, count=count, device_id=self.unit),
+                expect=ReadDiscreteInputsResponse,
+                bits=count,
             )
             raw = {name: bool(response.bits[address - low]) for name, address in self.channels.inputs.items()}
             self._polls += 1
@@ -222,7 +226,10 @@ class ModbusPort:
     def _check_coils(self) -> None:
         low, count = _span(self.channels.outputs.values())
         response = self._transaction(
-            "read coils", lambda: self._client.read_coils(low, count=count, device_id=self.unit)
+            "read coils",
+            lambda: self._client.read_coils(low, count=count, device_id=self.unit),
+            expect=ReadCoilsResponse,
+            bits=count,
         )
         for output, address in self.channels.outputs.items():
             actual = bool(response.bits[address - low])
@@ -238,10 +245,15 @@ class ModbusPort:
         address = self.channels.outputs[output]
         try:
             self._transaction(
-                f"write {output}", lambda: self._client.write_coil(address, raw, device_id=self.unit)
+                f"write {output}",
+                lambda: self._client.write_coil(address, raw, device_id=self.unit),
+                expect=WriteSingleCoilResponse,
             )
             response = self._transaction(
-                f"read back {output}", lambda: self._client.read_coils(address, count=1, device_id=self.unit)
+                f"read back {output}",
+                lambda: self._client.read_coils(address, count=1, device_id=self.unit),
+                expect=ReadCoilsResponse,
+                bits=1,
             )
         except DeviceError:
             # The write may or may not have landed: the output's state is unknown until read again.
@@ -253,8 +265,16 @@ class ModbusPort:
             raise DeviceError(self.name, f"{output} reads back {'on' if actual else 'off'} after the write")
         self._commanded[output] = raw
 
-    def _transaction(self, what: str, call: Callable[[], ModbusPDU]) -> ModbusPDU:
-        """One request/response; any failure counts towards loss of communication."""
+    def _transaction(
+        self, what: str, call: Callable[[], ModbusPDU], *, expect: type[ModbusPDU], bits: int = 0
+    ) -> ModbusPDU:
+        """One request/response; any failure counts towards loss of communication.
+
+        RTU frames carry no transaction id: a reply that arrives after its request timed out is read as
+        the answer to the next request. So an answer that is not of the request's function and size
+        is dropped with whatever else waits on the line and counted as a failure — never read as
+        inputs or coil states (a late coil read-back taken for the beams could open a door).
+        """
         self.transactions += 1
         try:
             self._link.ensure_open()
@@ -271,6 +291,10 @@ class ModbusPort:
             raise self._failed(what, self._link.drop(exc).reason) from None
         if response.isError():
             raise self._failed(what, f"exception code {response.exception_code}")
+        if not isinstance(response, expect) or len(getattr(response, "bits", ())) < bits:
+            with contextlib.suppress(DeviceError):  # a vanished port is found by the next request
+                self._link.reset_input()
+            raise self._failed(what, f"answer to another request (function {response.function_code})")
         if not self._lost:
             # While lost only a completed restore counts as recovery: a module that answers polls
             # but refuses the safe state is still failed.
