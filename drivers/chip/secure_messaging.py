@@ -101,7 +101,7 @@ class SecureMessaging:
             # A chip that detects an SM fault answers with a bare status and drops its session keys.
             raise self._fail(f"chip answered without secure messaging (status {response.sw:04X})")
         try:
-            objects = list(tlv.iterate(response.data))
+            objects = list(tlv.children(response.data))
         except ValueError as exc:
             raise self._fail(f"malformed secure messaging response: {exc}") from None
         if not objects or objects[-1][0] != DO_MAC or len(objects[-1][1]) != MAC_SIZE:
@@ -129,7 +129,7 @@ class SecureMessaging:
         if command.cla & SM_CLA != SM_CLA:
             raise self._fail("command without secure messaging")
         try:
-            objects = list(tlv.iterate(command.data))
+            objects = list(tlv.children(command.data))
         except ValueError as exc:
             raise self._fail(f"malformed protected command: {exc}") from None
         if not objects or objects[-1][0] != DO_MAC or len(objects[-1][1]) != MAC_SIZE:
