@@ -13,7 +13,6 @@ fixtures by name from this module.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -30,10 +29,10 @@ from drivers.chip.card import SimulatedPassport
 from drivers.chip.errors import ChipError
 from drivers.chip.pcsc import PcscTransport
 from drivers.chip.simulator import ChipSimulator
+from drivers.chip.vpcd import exclusive as vpcd_lock
 
 PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 PCSCD_PID = Path("/run/pcscd/pcscd.pid")
-LOCK = Path(tempfile.gettempdir()) / "gerbang-vpcd.lock"
 SUITE_PID = Path(tempfile.gettempdir()) / "gerbang-pcscd.pid"
 VPCD_READER = "Virtual PCD 00 00"
 VPCD_PORT = 35963
@@ -72,16 +71,6 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().replace("\x00", "").strip())  # pcscd writes a NUL after the pid
     except (OSError, ValueError):
         return None
-
-
-@contextlib.contextmanager
-def vpcd_lock() -> Iterator[None]:
-    with LOCK.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class PcscDaemon:
