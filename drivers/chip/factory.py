@@ -9,8 +9,6 @@ from common.backoff import Backoff
 from drivers.chip.options import PcscChipSection, PcscOptions, SimulatedChipSection, VpcdChipSection
 from drivers.chip.reader import PcscChipReader, TransportChipReader
 
-PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
-
 
 def _require_pcsc() -> None:
     """Refuse, when the reader is opened (never when the configuration loads), a machine without the
@@ -19,6 +17,8 @@ def _require_pcsc() -> None:
         import smartcard.scard  # noqa: F401 -- only whether it imports
     except ImportError:
         raise ValueError("pyscard is not installed (./gerbang setup installs it)") from None
+    from drivers.chip.pcsc import PCSCD_SOCKET
+
     if shutil.which("pcscd") is None and not Path("/usr/sbin/pcscd").exists() and not PCSCD_SOCKET.exists():
         raise ValueError("pcscd is not installed (apt-get install pcscd; ./gerbang setup does)")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -50,7 +49,6 @@ PORTRAIT_SIZE = (300, 400)  # width, height: ICAO 9303-3 asks for at least 90 px
 RUNS = 3
 TARGET_S = 2.5  # whole chip read and authentication on a real reader (issue 11; gates do 1-3 s)
 VPCD_READERS = {35963: "Virtual PCD 00 00", 35964: "Virtual PCD 00 01"}
-PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 
 # --- the real-reader model ----------------------------------------------------------------------
 # Air rate 424 kbit/s: the rate ICAO 9303 recommends chips and readers to reach (9303-9 §4.3; e.g.
@@ -124,10 +122,10 @@ class CountingTransport:
 @contextmanager
 def _pcscd(reader: str) -> Iterator[None]:
     """A pcscd that lists the vpcd ``reader``: the running one, or one started (and stopped) here."""
-    from drivers.chip.pcsc import PcscTransport
+    from drivers.chip.pcsc import PcscTransport, daemon_answers
 
     child = None
-    if not _answers():
+    if not daemon_answers():
         binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
         if not Path(binary).exists():
             raise ChipError("pcscd is not installed (./gerbang setup installs pcscd and vsmartcard-vpcd)")
@@ -149,15 +147,6 @@ def _pcscd(reader: str) -> Iterator[None]:
         if child is not None:
             child.terminate()
             child.wait(timeout=30)
-
-
-def _answers() -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(str(PCSCD_SOCKET))
-        except OSError:
-            return False
-    return True
 
 
 def _passports(workdir: Path) -> tuple[dict[str, dict[str, bytes]], rsa.RSAPrivateKey, TrustStore]:
