@@ -51,7 +51,7 @@ class SecuritySection(Section):
     fleet_key_file: Path = Path("keys/fleet.key")
 
 
-DEVICES = ("document_reader", "camera", "fingerprint", "gate")
+DEVICES = ("document_reader", "camera", "fingerprint", "gate", "chip")
 
 
 def device_section(device: str) -> Any:
@@ -68,6 +68,7 @@ DocumentReaderSection = device_section("document_reader")
 CameraSection = device_section("camera")
 FingerprintSection = device_section("fingerprint")
 GateSection = device_section("gate")
+ChipSection = device_section("chip")
 
 
 class DevicesSection(Section):
@@ -75,6 +76,8 @@ class DevicesSection(Section):
     camera: CameraSection = Field(default_factory=lambda: _simulated("camera"))
     fingerprint: FingerprintSection = Field(default_factory=lambda: _simulated("fingerprint"))
     gate: GateSection = Field(default_factory=lambda: _simulated("gate"))
+    # The ePassport chip reader: "simulated" (in process), "vpcd" (the simulator over PC/SC) or "pcsc".
+    chip: ChipSection = Field(default_factory=lambda: _simulated("chip"))
 
     @model_validator(mode="before")
     @classmethod
