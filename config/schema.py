@@ -134,6 +134,11 @@ class FlowSection(Section):
     """How long the engine waits at each step before it gives up on the traveller."""
 
     document_timeout_s: PositiveSeconds = 30.0
+    # The passport chip: how long to look for one once the MRZ is read (a passport on the reader is in
+    # its field at once: a chip not seen by then is taken as absent), and the most a whole read may take,
+    # including waiting for a passport lifted mid-read to be put back.
+    chip_presence_s: PositiveSeconds = 2.0
+    chip_timeout_s: PositiveSeconds = 10.0
     face_timeout_s: PositiveSeconds = 20.0
     fingerprint_timeout_s: PositiveSeconds = 20.0
     entry_timeout_s: PositiveSeconds = 15.0
