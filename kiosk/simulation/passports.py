@@ -40,12 +40,13 @@ class PassportOffice:
 
     def __init__(self, faces: FaceImages | None = None) -> None:
         self.faces = faces
-        self._issued: dict[str, SimulatedPassport | None] = {}
+        # By the whole traveller: ids repeat across seeds (traveller_of gives index 0 to everyone).
+        self._issued: dict[SimulatedTraveller, SimulatedPassport | None] = {}
 
     def passport_of(self, traveller: SimulatedTraveller) -> SimulatedPassport | None:
-        if traveller.id not in self._issued:
-            self._issued[traveller.id] = self.issue(traveller)
-        return self._issued[traveller.id]
+        if traveller not in self._issued:
+            self._issued[traveller] = self.issue(traveller)
+        return self._issued[traveller]
 
     def issue(self, traveller: SimulatedTraveller) -> SimulatedPassport | None:
         if traveller.chip == "missing":
