@@ -119,7 +119,7 @@ def simulated_kiosk(
         stack.callback(kiosk.close)
         kiosk.engine.start()
         if wire:
-            _wait_until_connected(kiosk, DEVICE_CONNECT_TIMEOUT_S)
+            wait_until_connected(kiosk, DEVICE_CONNECT_TIMEOUT_S)
         today = kiosk.clock.now().date()
         travellers = population(seed, count, today)
         datasets = reference_datasets(travellers, kiosk.hasher, today, policy)
@@ -129,7 +129,7 @@ def simulated_kiosk(
         yield kiosk, stage, travellers
 
 
-def _wait_until_connected(kiosk: Kiosk, timeout_s: float) -> None:
+def wait_until_connected(kiosk: Kiosk, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         waiting = [d.name for d in kiosk.engine.devices.all() if d.health().state is not HealthState.OK]
