@@ -282,3 +282,28 @@ def _every_value(connection: sqlite3.Connection) -> list[bytes]:
                 elif value is not None:
                     values.append(str(value).encode())
     return values
+
+
+@pytest.mark.needs_lfw
+def test_with_real_faces_the_chip_carries_the_travellers_photo(tmp_path: Path):
+    from kiosk.headless import simulated_kiosk
+    from kiosk.simulation.population import FaceImages
+    from tests.lfw import lfw_dir
+    from tests.test_kiosk_face import SEED as FACE_SEED
+    from tests.test_kiosk_face import face_config
+
+    with simulated_kiosk(face_config(tmp_path), 0, FACE_SEED, None) as (kiosk, stage, _):
+        traveller = traveller_of("citizen", FACE_SEED, kiosk.clock.now().date())
+        card = kiosk.lane.passport_of(traveller)
+        assert card is not None
+        portrait = face.parse_dg2(card.contents["DG2"])[0]
+        expected = FaceImages(lfw_dir(), FACE_SEED).portrait_image(traveller)
+        assert (face.decode_image(portrait.data) == expected).all()
+        stage.arrive(traveller)
+        try:
+            outcome = kiosk.engine.run_once(1.0)
+        finally:
+            stage.leave()
+        # The ONNX matcher compared the live LFW photo with the one on the chip.
+        assert outcome is not None and outcome.decision == "OPEN" and "chip_read" in outcome.path
+        assert kiosk.store.transactions.get(outcome.transaction_id)["face_score"] is not None

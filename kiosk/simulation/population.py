@@ -197,7 +197,7 @@ def reference_datasets(
     today: date,
     rules: PolicyRules = LANE_POLICY,
 ) -> dict[Dataset, Any]:
-    """The reference data a hub would sync for this population (its chips' CSCAs among it)."""
+    """The reference data a hub would sync for this population (the CSCAs of its chips among it)."""
     evisa = [
         {
             "document_hash": hasher.document(t.issuing_state, t.document_number),
@@ -231,7 +231,9 @@ def reference_datasets(
         Dataset.VISA_EXEMPT: [{"nationality": n, "max_stay_days": 30} for n in VISA_EXEMPT],
         Dataset.EVISA: evisa,
         Dataset.WATCHLIST: watchlist,
-        Dataset.CHIP_TRUST: trust_records(t.issuing_state for t in travellers),
+        # Every state the simulation issues passports for, as a hub syncs every CSCA it trusts: a
+        # traveller who was not in the population (the training panel, a test) still has a known chip.
+        Dataset.CHIP_TRUST: trust_records((CITIZEN, *VISA_EXEMPT, *VISA_REQUIRED)),
     }
 
 
