@@ -12,6 +12,7 @@ simulated matcher reads (:func:`models.simulated.stamp_face_mark`). Which chip a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from typing import Any
@@ -66,7 +67,13 @@ class PassportOffice:
         pace = _choice(traveller, "pace", 2) == 0
         lds = build_lds(on_chip, self._portrait(traveller), ds, aa_key, pace=pace)
         if traveller.chip == "tampered":
-            lds["DG2"] = _tampered(lds["DG2"])
+            # The classic forgery: another person's photo put in after the issuer signed the chip.
+            swapped = self._portrait(
+                dataclasses.replace(traveller, portrait_face_id=f"{traveller.face_id}-x")
+            )
+            lds["DG2"] = face.build_dg2(
+                [face.FaceImage(swapped.format, swapped.width, swapped.height, swapped.data)]
+            )
         if traveller.chip == "clone":
             # A copy of the files without the chip's private key: it signs AA challenges with its own.
             aa_key = ec.generate_private_key(AA_CURVE())
@@ -106,9 +113,3 @@ def _mrz(traveller: SimulatedTraveller, surname: str) -> list[str]:
             sex=traveller.mrz_lines[1][20],
         )
     )
-
-
-def _tampered(dg2: bytes) -> bytes:
-    """DG2 with one byte of the image changed after the SOD was signed: its hash no longer matches."""
-    position = len(dg2) - 64
-    return dg2[:position] + bytes((dg2[position] ^ 0x01,)) + dg2[position + 1 :]
