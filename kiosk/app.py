@@ -61,6 +61,7 @@ class Kiosk:
     lane: SimulatedLane  # the simulated world in front of the kiosk (travellers, portraits)
 
     def close(self) -> None:
+        self.engine.close()
         for device in self.engine.devices.all():
             device.close()
         self.store.close()

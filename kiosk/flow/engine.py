@@ -120,7 +120,7 @@ class _BackgroundThread:
     a simulated read on a busy machine."""
 
     def __init__(self, name: str) -> None:
-        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._name = name
         self._thread: threading.Thread | None = None
 
@@ -132,9 +132,14 @@ class _BackgroundThread:
             self._thread.start()
         return future
 
+    def stop(self) -> None:
+        """End the thread once the call in hand (if any) returns; nothing is submitted after this."""
+        if self._thread is not None:
+            self._calls.put(None)
+
     def _serve(self) -> None:
-        while True:
-            call, future = self._calls.get()
+        while (job := self._calls.get()) is not None:
+            call, future = job
             future.set_running_or_notify_cancel()
             try:
                 future.set_result(call())
@@ -288,6 +293,10 @@ class LaneEngine:
         self._emit("help", {})
 
     # --- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the engine's own thread (the devices and the store belong to the kiosk)."""
+        self._background.stop()
 
     def start(self) -> list[str]:
         """Start-up after any stop, clean or not: doors secured, unfinished work marked aborted."""
