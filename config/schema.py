@@ -51,7 +51,7 @@ class SecuritySection(Section):
     fleet_key_file: Path = Path("keys/fleet.key")
 
 
-DEVICES = ("document_reader", "camera", "fingerprint", "gate")
+DEVICES = ("document_reader", "camera", "fingerprint", "gate", "chip")
 
 
 def device_section(device: str) -> Any:
@@ -68,6 +68,7 @@ DocumentReaderSection = device_section("document_reader")
 CameraSection = device_section("camera")
 FingerprintSection = device_section("fingerprint")
 GateSection = device_section("gate")
+ChipSection = device_section("chip")
 
 
 class DevicesSection(Section):
@@ -75,6 +76,8 @@ class DevicesSection(Section):
     camera: CameraSection = Field(default_factory=lambda: _simulated("camera"))
     fingerprint: FingerprintSection = Field(default_factory=lambda: _simulated("fingerprint"))
     gate: GateSection = Field(default_factory=lambda: _simulated("gate"))
+    # The ePassport chip reader: "simulated" (in process), "vpcd" (the simulator over PC/SC) or "pcsc".
+    chip: ChipSection = Field(default_factory=lambda: _simulated("chip"))
 
     @model_validator(mode="before")
     @classmethod
@@ -131,6 +134,11 @@ class FlowSection(Section):
     """How long the engine waits at each step before it gives up on the traveller."""
 
     document_timeout_s: PositiveSeconds = 30.0
+    # The passport chip: how long to look for one once the MRZ is read (a passport on the reader is in
+    # its field at once: a chip not seen by then is taken as absent), and the most a whole read may take,
+    # including waiting for a passport lifted mid-read to be put back.
+    chip_presence_s: PositiveSeconds = 2.0
+    chip_timeout_s: PositiveSeconds = 10.0
     face_timeout_s: PositiveSeconds = 20.0
     fingerprint_timeout_s: PositiveSeconds = 20.0
     entry_timeout_s: PositiveSeconds = 15.0

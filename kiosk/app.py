@@ -13,22 +13,26 @@ from typing import TypeVar
 
 from common.clock import Clock, SimulatedClock
 from config import Config, ConfigError
-from drivers.interfaces import Camera, Device, DocumentReader, FingerprintSensor, Gate
+from drivers.interfaces import Camera, ChipReader, Device, DocumentReader, FingerprintSensor, Gate
 from drivers.registry import BackendSection
 from drivers.simulated.lane import (
     SimulatedCamera,
+    SimulatedChipReader,
     SimulatedDocumentReader,
     SimulatedFingerprintSensor,
     SimulatedGate,
     SimulatedLane,
     fingerprint_template,
 )
+from kiosk.chip.trust_source import TrustCache
+from kiosk.enrolment import EnrolmentProvider, NoEnrolment
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.flow.runner import LaneRunner
 from kiosk.pinlock import DEMO_PIN, PinLock, pin_sha256
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.remote import HubDesk
 from kiosk.simulation.enrolment import SimulatedEnrolment
+from kiosk.simulation.passports import PassportOffice
 from kiosk.simulation.population import FaceImages
 from kiosk.simulation.realtime import RealTimeLane
 from kiosk.simulation.world import Breakable, SimulatedWorld
@@ -57,6 +61,7 @@ class Kiosk:
     lane: SimulatedLane  # the simulated world in front of the kiosk (travellers, portraits)
 
     def close(self) -> None:
+        self.engine.close()
         for device in self.engine.devices.all():
             device.close()
         self.store.close()
@@ -82,6 +87,7 @@ def build_devices(config: Config, lane: SimulatedLane, faces: FaceImages | None 
     # Imported here: a kiosk on simulated devices loads no serial, camera or Modbus stack.
     from drivers import gate
     from drivers.camera import factory as camera
+    from drivers.chip import factory as chip
     from drivers.docreader import reader as docreader
     from drivers.fingerprint import factory as fingerprint
 
@@ -99,6 +105,11 @@ def build_devices(config: Config, lane: SimulatedLane, faces: FaceImages | None 
             else _real(
                 "document_reader", sections.document_reader, lambda: docreader.build(sections.document_reader)
             )
+        )
+        chip_reader: ChipReader = keep(
+            SimulatedChipReader(lane)
+            if sections.chip.backend == "simulated"
+            else _real("chip", sections.chip, lambda: chip.build(sections.chip))
         )
         cam: Camera = keep(
             SimulatedCamera(lane, faces)
@@ -121,7 +132,7 @@ def build_devices(config: Config, lane: SimulatedLane, faces: FaceImages | None 
         for device in opened:
             device.close()
         raise
-    return Devices(document_reader=reader, camera=cam, fingerprint=sensor, gate=lane_gate)
+    return Devices(document_reader=reader, chip=chip_reader, camera=cam, fingerprint=sensor, gate=lane_gate)
 
 
 def _face_images(config: Config) -> FaceImages | None:
@@ -176,14 +187,18 @@ def build_kiosk(
 ) -> Kiosk:
     """Build the lane from ``config``. Raises ConfigError, StoreError or FleetKeyError.
 
-    Travellers are simulated in this build (the reference portrait and finger come from the
-    simulated traveller); the devices may be in-process simulations or real drivers — on real
-    hardware or on their wire-protocol simulators.
+    The devices may be in-process simulations or real drivers (on real hardware or on their
+    wire-protocol simulators). With ``simulated_travellers`` the people at the gate are the simulated
+    world's: their passports carry test chips on the in-process chip slot, and the simulated enrolment
+    gives the references a lane without chips uses. Real travellers' face reference is the portrait on
+    their passport chip, so they need a chip reader (``[devices.chip]`` "pcsc", or "vpcd" with the
+    chip simulator): nothing else knows their faces.
     """
-    if not simulated_travellers:
+    if not simulated_travellers and config.devices.chip.backend == "simulated":
         raise ConfigError(
-            "serving real travellers needs a reference-portrait source (the ePassport chip), "
-            "which this build does not have yet"
+            "serving real travellers needs their reference portrait from the passport chip, and the "
+            'in-process chip slot only holds simulated passports: set [devices.chip] backend = "pcsc" '
+            '(a PC/SC contactless reader) or "vpcd" (the chip simulator)'
         )
     faces = _face_images(config)
     if config.face.backend == "onnx" and faces is None and _lane_camera(config):
@@ -198,12 +213,18 @@ def build_kiosk(
         key = load_fleet_key(config.fleet_key_path, create=simulated_travellers)
         if lane is None:
             lane = SimulatedLane(SimulatedClock(), config.simulation.device_delay_s)
+        enrolment: EnrolmentProvider = NoEnrolment()
+        if simulated_travellers:
+            enrolment = SimulatedEnrolment(lane, fingerprint_templates, faces)
+            if lane.passport_of is None:
+                lane.passport_of = PassportOffice(faces).passport_of
         devices = build_devices(config, lane, faces)
         hasher = IdentifierHasher(key)
         engine = LaneEngine(
             devices=devices,
             matcher=matcher,
-            enrolment=SimulatedEnrolment(lane, fingerprint_templates, faces),
+            enrolment=enrolment,
+            chip_trust=TrustCache(store, config).current,
             store=store,
             hasher=hasher,
             clock=lane.clock,
@@ -258,7 +279,8 @@ def served_lane(config: Config, *, db: Path | None = None, seed: int = 1) -> Ite
     """The lane for people to watch (the touchscreen): in-process devices at human pace, a world to
     populate, and a run loop that is started by whoever shows the lane (and stopped here at the end)."""
     lane = RealTimeLane(SimulatedClock(), config.ui.simulated_device_delay_s)
-    kiosk = build_kiosk(config, store_path=db, lane=lane)
+    # Without a simulated world in front of it, the people at the gate are real.
+    kiosk = build_kiosk(config, store_path=db, lane=lane, simulated_travellers=config.simulated)
     try:
         kiosk.engine.start()
         world = None

@@ -19,8 +19,14 @@ from drivers.simulated.lane import SimulatedLane, fingerprint_template
 from kiosk.app import Kiosk, build_kiosk
 from kiosk.flow.engine import FlowEvent, TransactionOutcome
 from kiosk.flow.states import State
-from kiosk.reference_data import Dataset, PolicyRules
-from kiosk.simulation.population import SimulatedTraveller, population, reference_datasets
+from kiosk.reference_data import PolicyRules
+from kiosk.simulation.population import (
+    LANE_POLICY,
+    SimulatedTraveller,
+    expected_decision,
+    population,
+    reference_datasets,
+)
 from kiosk.simulation.wire import WireRig
 from kiosk.store import canonical_sha256
 
@@ -30,6 +36,7 @@ DEVICE_CONNECT_TIMEOUT_S = 10.0
 DECISION_STAGES = (
     "document_read",
     "document_checks",
+    "chip_read",
     "face_capture",
     "face_match",
     "fingerprint",
@@ -96,7 +103,7 @@ def simulated_kiosk(
     with ExitStack() as stack:
         stage: Stage = lane
         templates = fingerprint_template
-        policy = PolicyRules()
+        policy = LANE_POLICY
         if wire:
             rig = WireRig(
                 lane, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gerbang-wire-")))
@@ -105,24 +112,24 @@ def simulated_kiosk(
             rig.start()
             config = rig.configure(config)
             stage, templates = rig, rig.template_for
-            # Ask for fingerprints too, so the sensor's protocol is part of every transaction.
-            policy = PolicyRules(fingerprint_required="always")
+            # Ask for fingerprints too, so the sensor's protocol is part of every transaction (a lane
+            # that asks for fingers takes chips when there are any: the chip has no readable finger).
+            policy = PolicyRules(fingerprint_required="always", chip_required="if_present")
         kiosk = build_kiosk(config, store_path=db, lane=lane, fingerprint_templates=templates)
         stack.callback(kiosk.close)
         kiosk.engine.start()
         if wire:
-            _wait_until_connected(kiosk, DEVICE_CONNECT_TIMEOUT_S)
+            wait_until_connected(kiosk, DEVICE_CONNECT_TIMEOUT_S)
         today = kiosk.clock.now().date()
         travellers = population(seed, count, today)
-        datasets = reference_datasets(travellers, kiosk.hasher, today)
-        datasets[Dataset.POLICY] = policy.model_dump(mode="json")
+        datasets = reference_datasets(travellers, kiosk.hasher, today, policy)
         for name, records in datasets.items():
             # A version names its content: the same population on another day is another version.
             kiosk.store.reference_data.apply(name, f"sim-{canonical_sha256(records)[:16]}", records)
         yield kiosk, stage, travellers
 
 
-def _wait_until_connected(kiosk: Kiosk, timeout_s: float) -> None:
+def wait_until_connected(kiosk: Kiosk, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         waiting = [d.name for d in kiosk.engine.devices.all() if d.health().state is not HealthState.OK]
@@ -152,6 +159,7 @@ def run_population(
 ) -> dict[str, Any]:
     """Serve ``count`` simulated travellers; the summary of the headless-run contract."""
     with simulated_kiosk(config, count, seed, db, wire=wire) as (kiosk, stage, travellers):
+        policy = kiosk.store.reference_data.policy_rules() or LANE_POLICY
         results = _serve_all(kiosk, stage, travellers)
         # Counted where the doors are: the simulated gate, or the relays of the wire rig.
         interlock = getattr(
@@ -166,7 +174,7 @@ def run_population(
         decision = outcome.decision if outcome else "NO_TRANSACTION"
         decisions[decision] += 1
         # Every traveller expects a decision: one not served (a lane that stayed closed) is unexpected.
-        unexpected += decision != traveller.expected
+        unexpected += decision != expected_decision(traveller, policy)
         if outcome is None:
             continue
         reasons.update(outcome.reasons)

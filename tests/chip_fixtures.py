@@ -13,11 +13,9 @@ fixtures by name from this module.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,12 +26,11 @@ import pytest
 
 from drivers.chip.card import SimulatedPassport
 from drivers.chip.errors import ChipError
-from drivers.chip.pcsc import PcscTransport
+from drivers.chip.pcsc import PcscTransport, daemon_answers
 from drivers.chip.simulator import ChipSimulator
+from drivers.chip.vpcd import exclusive as vpcd_lock
 
-PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 PCSCD_PID = Path("/run/pcscd/pcscd.pid")
-LOCK = Path(tempfile.gettempdir()) / "gerbang-vpcd.lock"
 SUITE_PID = Path(tempfile.gettempdir()) / "gerbang-pcscd.pid"
 VPCD_READER = "Virtual PCD 00 00"
 VPCD_PORT = 35963
@@ -46,15 +43,6 @@ def wait_until(predicate: Callable[[], object], what: str, timeout: float = DEAD
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def _daemon_answers() -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        try:
-            sock.connect(str(PCSCD_SOCKET))
-        except OSError:
-            return False
-    return True
 
 
 def _reader_listed() -> bool:
@@ -74,16 +62,6 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-@contextlib.contextmanager
-def vpcd_lock() -> Iterator[None]:
-    with LOCK.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 class PcscDaemon:
     """The pcscd the tests talk to: a system one, or the suite's (which tests may stop and restart).
 
@@ -97,10 +75,10 @@ class PcscDaemon:
     def owned(self) -> bool:
         """Whether the running pcscd is the suite's (started by one of its workers)."""
         pid = _read_pid(PCSCD_PID)
-        return _daemon_answers() and pid is not None and pid == _read_pid(SUITE_PID)
+        return daemon_answers() and pid is not None and pid == _read_pid(SUITE_PID)
 
     def ensure_running(self) -> None:
-        if _daemon_answers():
+        if daemon_answers():
             wait_until(_reader_listed, "the running pcscd to list the vpcd reader")
         else:
             self.start()
@@ -120,7 +98,7 @@ class PcscDaemon:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not _daemon_answers(), "pcscd to stop")
+        wait_until(lambda: not daemon_answers(), "pcscd to stop")
         SUITE_PID.unlink(missing_ok=True)
         for child in self._children:  # reap ours; another worker reaps its own
             if child.pid == pid:

@@ -6,7 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from drivers.chip.lds import face, files, tlv
+from drivers.chip import tlv
+from drivers.chip.lds import face, files
 from drivers.chip.lds.asn1 import ID_PACE_ECDH_GM_AES_128, PARAM_NIST_P256
 from tests.chip_material import TD1, TD3, encode, portrait
 

@@ -60,6 +60,7 @@ def test_open_path_visits_every_stage_in_order(kiosk):
     assert outcome.path == (
         "document_read",
         "document_checks",
+        "chip_read",
         "face_capture",
         "face_match",
         "decision",

@@ -65,7 +65,7 @@ from tests.test_edge_agent import wait_for
 ROOT = Path(__file__).resolve().parent.parent
 ASYNCAPI = ROOT / "docs" / "asyncapi.yaml"
 SCHEMA_DIR = ROOT / "contract" / "schemas"
-SEED = 3  # this population has tailgaters, walk-aways and a watchlist hit: several alert kinds
+SEED = 8  # this population has tailgaters, walk-aways, a watchlist hit and bad chips: several alert kinds
 TRAVELLERS = 50
 # Arguments a hub would send, per command; a new command must be added here (and to the schema).
 GOOD_ARGS: dict[str, dict[str, Any]] = {
@@ -324,7 +324,7 @@ def test_state_and_metrics_from_the_lane_validate(lane: dict[str, Any]) -> None:
         assert schema.problems(message.topic, message.payload) == []
     running = json.loads(lane["state"].payload)
     assert running["mode"] == "in_service" and running["kiosk_running"]
-    assert set(running["devices"]) == {"document_reader", "camera", "fingerprint", "gate"}
+    assert set(running["devices"]) == {"document_reader", "chip", "camera", "fingerprint", "gate"}
     stopped = json.loads(lane["stopped_state"].payload)
     assert stopped["mode"] == "out_of_service" and not stopped["kiosk_running"]
     metrics = json.loads(lane["metrics"].payload)

@@ -181,7 +181,7 @@ def test_device_health_and_stop(kiosk: Kiosk) -> None:
     lane = Served(kiosk)
     lane.runner.start()
     health = lane.runner.device_health().result(DEADLINE_S)
-    assert set(health) == {"document_reader", "camera", "fingerprint", "gate"}
+    assert set(health) == {"document_reader", "chip", "camera", "fingerprint", "gate"}
     assert all(h.state is HealthState.OK for h in health.values())
     lane.runner.stop()
     assert lane.runner.stopped.is_set() and not lane.runner.running

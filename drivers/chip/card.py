@@ -91,7 +91,7 @@ class SimulatedPassport:
         aa_key: SigningKey | None = None,
         rng: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        unknown = set(contents) - set(files.FILE_IDS)
+        unknown = set(contents) - set(files.FILES)
         if unknown:
             raise ValueError(f"not ePassport files: {sorted(unknown)}")
         self.contents = dict(contents)

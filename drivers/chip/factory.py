@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from common.backoff import Backoff
-from drivers.chip.options import PcscChipSection, PcscOptions, SimulatedChipSection
-from drivers.chip.reader import PcscChipReader
+from drivers.chip.options import PcscChipSection, PcscOptions, SimulatedChipSection, VpcdChipSection
+from drivers.chip.reader import PcscChipReader, TransportChipReader
 
 
-def build(section: PcscChipSection | SimulatedChipSection) -> PcscChipReader:
-    """The PC/SC chip reader ``section`` describes.
+def _require_pcsc() -> None:
+    """Refuse, when the reader is opened (never when the configuration loads), a machine without the
+    PC/SC stack: a reader that could never work is a set-up fault, not a health state to retry."""
+    try:
+        import smartcard.scard  # noqa: F401 -- only whether it imports
+    except ImportError:
+        raise ValueError("pyscard is not installed (./gerbang setup installs it)") from None
+    from drivers.chip.pcsc import PCSCD_SOCKET
 
-    ``reader``: the name pcscd lists (or its beginning: names end in slot numbers that change when
-    readers are added); unset, the first reader. For ``backend = "simulated"`` the vpcd reader of
-    ``vpcd_port``, where the chip simulator puts its cards. ``options``
-    (:class:`~drivers.chip.options.PcscOptions`):
+    if shutil.which("pcscd") is None and not Path("/usr/sbin/pcscd").exists() and not PCSCD_SOCKET.exists():
+        raise ValueError("pcscd is not installed (apt-get install pcscd; ./gerbang setup does)")
+
+
+def build(section: PcscChipSection | SimulatedChipSection | VpcdChipSection) -> TransportChipReader:
+    """The chip reader ``section`` describes; ValueError when this machine cannot open it.
+
+    ``backend = "simulated"``: an in-process slot (:class:`~drivers.chip.inprocess.InProcessChipReader`)
+    the simulated lane puts passports on. ``"vpcd"``: the vpcd reader of ``vpcd_port``, where
+    ``python -m drivers simulate chip`` puts its card. ``"pcsc"``: ``reader`` is the name pcscd
+    lists (or its beginning: names end in slot numbers that change when readers are added); unset,
+    the first reader. ``options`` (:class:`~drivers.chip.options.PcscOptions`):
 
     - ``extended_length`` ("auto" | "on" | "off", default "auto"): read in extended-length chunks;
       "auto" when the card's ATR announces extended Lc/Le (ISO 7816-4 card capabilities).
@@ -24,6 +41,11 @@ def build(section: PcscChipSection | SimulatedChipSection) -> PcscChipReader:
       between probes of a vanished reader or pcscd.
     """
     if isinstance(section, SimulatedChipSection):
+        from drivers.chip.inprocess import InProcessChipReader
+
+        return InProcessChipReader()
+    _require_pcsc()
+    if isinstance(section, VpcdChipSection):
         return PcscChipReader(section.reader)
     options: PcscOptions = section.options
     return PcscChipReader(

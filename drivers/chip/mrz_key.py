@@ -6,12 +6,10 @@ kiosk's MRZ parser; the simulated chip also finds its key in DG1 here.
 
 from __future__ import annotations
 
-from drivers.chip import tlv
+from drivers.chip.lds.files import parse_dg1
 from drivers.interfaces import ChipAccessKey
 
 _WEIGHTS = (7, 3, 1)
-DG1_TAG = 0x61
-MRZ_TAG = 0x5F1F
 
 
 def _value(char: str) -> int:
@@ -50,6 +48,4 @@ def key_from_mrz(lines: list[str]) -> ChipAccessKey:
 
 def key_from_dg1(dg1: bytes) -> ChipAccessKey:
     """The access key in a DG1 file (tag 61 holding the MRZ as 5F1F)."""
-    mrz = tlv.parse(tlv.unwrap(dg1, DG1_TAG))[MRZ_TAG].decode("ascii")
-    width = 30 if len(mrz) == 90 else 44
-    return key_from_mrz([mrz[i : i + width] for i in range(0, len(mrz), width)])
+    return key_from_mrz(parse_dg1(dg1))

@@ -1,4 +1,5 @@
-"""The ``[devices.chip]`` sections: a PC/SC contactless reader, or the vpcd reader the simulator uses."""
+"""The ``[devices.chip]`` sections: a PC/SC contactless reader ("pcsc"), the simulated chip in this
+process ("simulated", no system services), or the simulator on the vpcd virtual reader ("vpcd")."""
 
 from __future__ import annotations
 
@@ -33,9 +34,17 @@ class PcscOptions(BaseModel):
 
 @register("chip")
 class SimulatedChipSection(BackendSection):
-    """The simulated chip (``python -m drivers simulate chip``) on a vpcd virtual reader, read over PC/SC."""
+    """The simulated lane's chip reader: its passports answer in this process (no pcscd, no vpcd)."""
 
     backend: Literal["simulated"] = "simulated"
+    simulated = True
+
+
+@register("chip")
+class VpcdChipSection(BackendSection):
+    """The simulated chip (``python -m drivers simulate chip``) on a vpcd virtual reader, read over PC/SC."""
+
+    backend: Literal["vpcd"] = "vpcd"
     simulated = True
     vpcd_port: Literal[35963, 35964] = DEFAULT_PORT
 

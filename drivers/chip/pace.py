@@ -95,10 +95,10 @@ class PaceInfo:
 def supported_offers(card_access: bytes) -> list[PaceInfo]:
     """The PACEInfos of EF.CardAccess that we can run, in the chip's order; ``ValueError`` if malformed."""
     offers = []
-    for tag, info in tlv.iterate(tlv.unwrap(card_access, 0x31)):
+    for tag, info in tlv.children(tlv.unwrap(card_access, 0x31)):
         if tag != 0x30:
             continue
-        fields = list(tlv.iterate(info))
+        fields = list(tlv.children(info))
         if len(fields) < 3 or fields[0][0] != TAG_OID or fields[1][0] != 0x02 or fields[2][0] != 0x02:
             continue  # another kind of SecurityInfo, or a PACEInfo without a standardized parameter id
         oid, version, parameter = (

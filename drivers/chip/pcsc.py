@@ -8,7 +8,9 @@ Any PC/SC contactless reader (ACS ACR1252U, HID Omnikey 5022/5427, Identiv) or t
 
 from __future__ import annotations
 
+import socket
 import time
+from pathlib import Path
 
 from smartcard import scard
 
@@ -28,9 +30,21 @@ _READER_GONE = {
     scard.SCARD_E_READER_UNAVAILABLE,
     scard.SCARD_E_UNKNOWN_READER,
 }
+# Debian's pcscd 1.9.9 always listens here (it ignores PCSCLITE_CSOCK_NAME).
+PCSCD_SOCKET = Path("/run/pcscd/pcscd.comm")
 _REMOVAL_GRACE_S = 1.5
 # GetStatusChange waits in slices so a vanished pcscd or reader is noticed while waiting.
 _WAIT_SLICE_MS = 500
+
+
+def daemon_answers() -> bool:
+    """Whether a pcscd accepts connections on its socket."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(str(PCSCD_SOCKET))
+        except OSError:
+            return False
+    return True
 
 
 def _message(code: int) -> str:

@@ -1,4 +1,7 @@
-"""The gate's :class:`~drivers.interfaces.ChipReader` on a PC/SC reader.
+"""The gate's :class:`~drivers.interfaces.ChipReader` over an APDU transport: a PC/SC reader
+(:class:`PcscChipReader`), or a slot holding a simulated chip in this process
+(:mod:`drivers.chip.inprocess`). The protocol (access control, secure messaging, file reads) is the
+same code for both; only where the APDUs go differs.
 
 Health follows the reader: FAILED while pcscd is down or the reader is unplugged, OK when it is
 listed. A failed reader is probed again on a jittered backoff (health is asked before every
@@ -12,12 +15,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from common.backoff import Backoff
 from drivers.chip import atr
 from drivers.chip.errors import ChipError, NoCardError, ReaderUnavailableError
-from drivers.chip.pcsc import PcscTransport
 from drivers.chip.reading import DEFAULT_EXTENDED_READ, ChipReading, read_chip
 from drivers.interfaces import ChipAccessKey, ChipSession, Health
 
@@ -26,12 +28,36 @@ log = logging.getLogger(__name__)
 ExtendedLength = Literal["auto", "on", "off"]
 
 
-class PcscChipReader:
+class ChipTransport(Protocol):
+    """Where the APDUs go: one reader and at most one card connection on it."""
+
+    reader_name: str | None
+
+    def find_reader(self) -> str:
+        """The reader's name; ReaderUnavailableError when it is not there."""
+        ...
+
+    def wait_card(self, present: bool, timeout_s: float) -> bool: ...
+
+    def connect(self) -> bytes:
+        """Connect to (power) the card on the reader; its ATR. NoCardError without one."""
+        ...
+
+    def transmit(self, apdu: bytes) -> bytes: ...
+
+    def disconnect(self) -> None:
+        """Leave the card, resetting it so its session keys are gone."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TransportChipReader:
     name = "chip"
 
     def __init__(
         self,
-        reader: str | None = None,
+        transport: ChipTransport,
         *,
         extended_length: ExtendedLength = "auto",
         extended_read_size: int = DEFAULT_EXTENDED_READ,
@@ -39,7 +65,7 @@ class PcscChipReader:
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.transport = PcscTransport(reader)
+        self.transport = transport
         self.extended_length = extended_length
         self.extended_read_size = extended_read_size
         self.short_ids = short_ids
@@ -126,3 +152,13 @@ class PcscChipReader:
             log.warning("chip reader failed: %s", reason)
         self._fault = reason
         self._retry_at = self._clock() + self._backoff.next_delay()
+
+
+class PcscChipReader(TransportChipReader):
+    """The chip reader on a PC/SC reader: ``reader`` is the name pcscd lists (or its beginning)."""
+
+    def __init__(self, reader: str | None = None, **options: Any) -> None:
+        # Imported here: the in-process reader, and a configuration being loaded, need no pyscard.
+        from drivers.chip.pcsc import PcscTransport
+
+        super().__init__(PcscTransport(reader), **options)

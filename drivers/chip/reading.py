@@ -107,9 +107,11 @@ class ChipReading:
         if head is None:
             return None
         try:
-            total = files.total_length(head)
+            total = tlv.total_length(head)
         except ValueError as exc:
             raise ChipError(f"{name}: no TLV header ({exc})") from None
+        if total is None:
+            raise ChipError(f"{name}: the file ends inside its TLV header")
         data = bytearray(head[:total])
         while len(data) < total:
             data += self._read_binary(len(data), min(self.chunk, total - len(data)))

@@ -100,26 +100,32 @@ class SecureMessaging:
         if not response.data:
             # A chip that detects an SM fault answers with a bare status and drops its session keys.
             raise self._fail(f"chip answered without secure messaging (status {response.sw:04X})")
-        try:
-            objects = list(tlv.iterate(response.data))
-        except ValueError as exc:
-            raise self._fail(f"malformed secure messaging response: {exc}") from None
-        if not objects or objects[-1][0] != DO_MAC or len(objects[-1][1]) != MAC_SIZE:
-            raise self._fail("response without MAC")
-        macced = response.data[: len(response.data) - 2 - MAC_SIZE]
-        if not hmac.compare_digest(self._mac(ssc, macced), objects[-1][1]):
-            raise self._fail("response MAC does not verify")
-        found = dict(objects[:-1])
+        found, data = self._open(ssc, response.data, b"", "response")
         if DO_STATUS not in found or len(found[DO_STATUS]) != 2:
             raise self._fail("response without protected status")
-        data = b""
+        return Response(data, int.from_bytes(found[DO_STATUS], "big"))
+
+    def _open(self, ssc: bytes, data: bytes, mac_prefix: bytes, what: str) -> tuple[dict[int, bytes], bytes]:
+        """The data objects of a protected ``what`` (its MAC checked over ``mac_prefix`` and the
+        objects before DO'8E') and its decrypted data; the session ends on any fault."""
+        try:
+            objects = list(tlv.children(data))
+        except ValueError as exc:
+            raise self._fail(f"malformed protected {what}: {exc}") from None
+        if not objects or objects[-1][0] != DO_MAC or len(objects[-1][1]) != MAC_SIZE:
+            raise self._fail(f"{what} without MAC")
+        macced = data[: len(data) - 2 - MAC_SIZE]
+        if not hmac.compare_digest(self._mac(ssc, mac_prefix + macced), objects[-1][1]):
+            raise self._fail(f"{what} MAC does not verify")
+        found = dict(objects[:-1])
+        plain = b""
         for tag in (DO_ENCRYPTED, DO_ENCRYPTED_ODD):
             if tag in found:
                 try:
-                    data = self._decrypt_object(ssc, tag, found[tag])
+                    plain = self._decrypt_object(ssc, tag, found[tag])
                 except ValueError as exc:
-                    raise self._fail(f"response data: {exc}") from None
-        return Response(data, int.from_bytes(found[DO_STATUS], "big"))
+                    raise self._fail(f"{what} data: {exc}") from None
+        return found, plain
 
     # -- chip side -----------------------------------------------------------------------------
 
@@ -128,24 +134,7 @@ class SecureMessaging:
         ssc = self._next_ssc()
         if command.cla & SM_CLA != SM_CLA:
             raise self._fail("command without secure messaging")
-        try:
-            objects = list(tlv.iterate(command.data))
-        except ValueError as exc:
-            raise self._fail(f"malformed protected command: {exc}") from None
-        if not objects or objects[-1][0] != DO_MAC or len(objects[-1][1]) != MAC_SIZE:
-            raise self._fail("command without MAC")
-        header = pad(command.header, self._block)
-        macced = command.data[: len(command.data) - 2 - MAC_SIZE]
-        if not hmac.compare_digest(self._mac(ssc, header + macced), objects[-1][1]):
-            raise self._fail("command MAC does not verify")
-        found = dict(objects[:-1])
-        data = b""
-        for tag in (DO_ENCRYPTED, DO_ENCRYPTED_ODD):
-            if tag in found:
-                try:
-                    data = self._decrypt_object(ssc, tag, found[tag])
-                except ValueError as exc:
-                    raise self._fail(f"command data: {exc}") from None
+        found, data = self._open(ssc, command.data, pad(command.header, self._block), "command")
         ne = _decode_le(found[DO_LE]) if DO_LE in found else None
         return Command(command.cla & ~SM_CLA & 0xFF, command.ins, command.p1, command.p2, data, ne)
 

@@ -36,9 +36,7 @@ REQUIRED = ("COM", "DG1", "DG2", "SOD")
 def load_lds(directory: Path) -> tuple[dict[str, bytes], SigningKey | None]:
     """The chip's files and Active Authentication key from ``directory``."""
     contents = {
-        path.stem: path.read_bytes()
-        for path in sorted(directory.glob("*.bin"))
-        if path.stem in files.FILE_IDS
+        path.stem: path.read_bytes() for path in sorted(directory.glob("*.bin")) if path.stem in files.FILES
     }
     missing = [name for name in REQUIRED if name not in contents]
     if missing:

@@ -9,7 +9,12 @@ answered with the response APDU.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 35963
@@ -45,3 +50,18 @@ def receive(sock: socket.socket) -> bytes | None:
 
 def send(sock: socket.socket, payload: bytes) -> None:
     sock.sendall(len(payload).to_bytes(2, "big") + payload)
+
+
+# vpcd has two readers on fixed ports: whoever drives one (the tests, the chip benchmark) holds an
+# exclusive flock on this file for the duration, so they never put cards on the same reader at once.
+LOCK_PATH = Path(tempfile.gettempdir()) / "gerbang-vpcd.lock"
+
+
+@contextlib.contextmanager
+def exclusive() -> Iterator[None]:
+    with LOCK_PATH.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

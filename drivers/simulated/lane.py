@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from common.clock import SimulatedClock
+from drivers.chip.card import SimulatedPassport
+from drivers.chip.errors import ReaderUnavailableError
+from drivers.chip.inprocess import InProcessChipReader, InProcessTransport
 from drivers.interfaces import (
+    ChipAccessKey,
+    ChipSession,
     DeviceError,
     DocumentRead,
     FingerprintResult,
@@ -46,17 +52,31 @@ class SimulatedLane:
         self.frames_seen = 0
         self.occupants = 0
         self.events: deque[LaneEvent] = deque()
+        # The chip reader's slot (set by SimulatedChipReader) and the passport chip each traveller
+        # carries (set by whoever made the travellers; None: a document without a chip).
+        self.chip_slot: InProcessTransport | None = None
+        self.passport_of: Callable[[Any], SimulatedPassport | None] | None = None
 
     def arrive(self, traveller: Any) -> None:
+        slot = self.chip_slot
+        card = self.passport_of(traveller) if slot is not None and self.passport_of is not None else None
         with self.lock:
             self.traveller = traveller
             self.presentations_left = traveller.document_presentations
             self.frames_seen = 0
+        # The passport lies on the document reader, whose antenna reads its chip: both at once.
+        if slot is not None:
+            if card is None:
+                slot.remove()
+            else:
+                slot.insert(card)
 
     def leave(self) -> None:
         with self.lock:
             self.traveller = None
             self.presentations_left = 0
+        if self.chip_slot is not None:
+            self.chip_slot.remove()  # they take their passport with them
 
     def wait(self, seconds: float) -> None:
         self.clock.advance(seconds)
@@ -170,6 +190,45 @@ class SimulatedCamera(_SimulatedDevice):
             if self.faces is not None:
                 image = camera_view(self.faces.live_image(traveller), meta["settled"])
         return Frame(image=image, timestamp=lane.clock.monotonic(), sequence=self._sequence, meta=meta)
+
+
+class SimulatedChipReader(InProcessChipReader):
+    """The lane's chip reader: an in-process slot (the real APDU, access control and secure messaging
+    code, no pcscd) holding the passport of the traveller at the gate. Waiting for a chip that is not
+    there passes simulated time, like the other simulated devices."""
+
+    name = "chip"
+
+    def __init__(self, lane: SimulatedLane) -> None:
+        super().__init__()
+        self.lane = lane
+        lane.chip_slot = self.slot
+        self._fault: str | None = None
+
+    def health(self) -> Health:
+        return Health.failed(self._fault) if self._fault is not None else super().health()
+
+    def fail(self, reason: str) -> None:
+        """Inject a fault (tests and training mode): the reader is gone, as an unplugged one."""
+        self._fault = reason
+
+    def repair(self) -> None:
+        self._fault = None
+
+    def wait_for_card(self, timeout_s: float) -> bool:
+        self._check()
+        if self.slot.card is None:
+            self.lane.wait(timeout_s)
+        return self.slot.card is not None
+
+    def read(self, key: ChipAccessKey, files: Sequence[str]) -> ChipSession:
+        self._check()
+        self.lane.work()
+        return super().read(key, files)
+
+    def _check(self) -> None:
+        if self._fault is not None:
+            raise ReaderUnavailableError(self._fault)
 
 
 def fingerprint_template(finger_id: int) -> bytes:

@@ -1,6 +1,9 @@
-"""``python -m kiosk chip ...``: the chip commands (the test passport issuer, the trust store import).
+"""``python -m kiosk chip ...``: the chip commands: read a passport's chip, benchmark chip reads,
+issue test passports, manage the trust store.
 
-Exit codes: 0 done; 2 unusable input (bad MRZ or image, a file refused by the trust store).
+Exit codes: ``issue`` and ``trust import``: 0 done; 2 unusable input (bad MRZ or image, a file
+refused by the trust store). ``read``: 0 authentic; 1 read, but an authentication check failed; 2 no
+reader, no chip, access control failed (wrong MRZ) or the chip cannot be read.
 """
 
 from __future__ import annotations
@@ -11,11 +14,44 @@ import sys
 from pathlib import Path
 
 EXIT_UNUSABLE_INPUT = 2
+EXIT_NOT_AUTHENTIC = 1
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    chip = sub.add_parser("chip", help="ePassport chip: issue test passports, manage the trust store")
+    chip = sub.add_parser(
+        "chip", help="ePassport chip: read and check one, benchmark, issue test passports, trust store"
+    )
     chip_sub = chip.add_subparsers(dest="chip_command", required=True)
+    read = chip_sub.add_parser(
+        "read",
+        help="read the chip on a PC/SC reader with the MRZ, check it, print one JSON object",
+        description="Read the ePassport chip on the first (or the named) PC/SC reader, opened with the "
+        "MRZ lines of --mrz-file (PACE, else BAC); check DG1 against that MRZ, passive and active "
+        "authentication; print one JSON object. Exit 0 authentic, 1 an authentication check failed, "
+        "2 no reader or chip, wrong MRZ, or unreadable chip. Nothing read is written anywhere unless "
+        "--portrait-out asks for the portrait.",
+    )
+    read.add_argument("--mrz-file", type=Path, required=True, help="file with the printed MRZ lines")
+    read.add_argument("--reader", help="PC/SC reader name (or its beginning); default: the first reader")
+    read.add_argument(
+        "--trust",
+        type=Path,
+        help="folder of CSCA certificates (DER or PEM) or an ICAO master list file; "
+        "default: the folder `chip trust import` fills (chip-trust in the kiosk's data_dir), if any",
+    )
+    read.add_argument(
+        "--portrait-out",
+        type=Path,
+        help="write the DG2 portrait bytes here. The ONLY way chip data reaches disk: for a technician "
+        "who explicitly asks; the kiosk itself keeps the portrait in memory for the transaction only",
+    )
+    read.add_argument(
+        "--wait", type=float, default=3.0, help="seconds to wait for a chip on the reader (default 3)"
+    )
+    bench = chip_sub.add_parser(
+        "bench", help="APDUs, bytes and time of chip reads over pcscd + vpcd; real-reader estimate"
+    )
+    bench.add_argument("--vpcd-port", type=int, default=35963, help="vpcd port (reader 00 00 by default)")
     issue = chip_sub.add_parser(
         "issue", help="write a TEST passport's chip files (LDS) signed by a test PKI, for simulation"
     )
@@ -42,11 +78,60 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.chip_command == "read":
+        return _read(args)
+    if args.chip_command == "bench":
+        from kiosk.chip.bench import run as run_bench
+
+        return run_bench(args.vpcd_port)
     if args.chip_command == "issue":
         return _issue(args)
     if args.chip_command == "trust":
         return _trust_import(args)
     raise AssertionError(args.chip_command)
+
+
+def _fail(code: int, reason: str) -> int:
+    print(f"chip read: {' '.join(reason.split())}", file=sys.stderr)
+    return code
+
+
+def _read(args: argparse.Namespace) -> int:
+    from config import Config
+    from drivers.chip.errors import ChipError
+    from drivers.chip.reader import PcscChipReader
+    from kiosk.chip.reading import read_document
+    from kiosk.chip.trust import TrustStore
+    from kiosk.chip.trust_source import technician_folder
+    from kiosk.documents.mrz import NotAnMrz, parse_mrz
+
+    try:
+        mrz = parse_mrz(args.mrz_file.read_text())
+    except (OSError, NotAnMrz) as exc:
+        return _fail(EXIT_UNUSABLE_INPUT, f"no MRZ: {exc}")
+    if args.trust is not None and not args.trust.exists():
+        return _fail(EXIT_UNUSABLE_INPUT, f"no trust store at {args.trust}")
+    trust_path = args.trust or technician_folder(Config())
+    # No trust store at all is a valid state: every chip then fails as UNKNOWN_CSCA (exit 1).
+    trust = TrustStore.load(trust_path) if trust_path.exists() else TrustStore()
+    reader = PcscChipReader(args.reader)
+    try:
+        if not reader.wait_for_card(args.wait):
+            return _fail(EXIT_UNUSABLE_INPUT, "no chip on the reader")
+        result = read_document(reader, mrz, trust)
+    except ChipError as exc:
+        return _fail(EXIT_UNUSABLE_INPUT, f"{type(exc).__name__}: {exc.reason}")
+    except ValueError as exc:  # an MRZ without the dates a chip key needs
+        return _fail(EXIT_UNUSABLE_INPUT, str(exc))
+    finally:
+        reader.close()
+    if args.portrait_out is not None and result.portrait is not None:
+        args.portrait_out.write_bytes(result.portrait.data)
+    print(json.dumps(result.to_json()))
+    if not result.authentic:
+        print(f"chip read: not authentic: {', '.join(result.reasons)}", file=sys.stderr)
+        return EXIT_NOT_AUTHENTIC
+    return 0
 
 
 def _issue(args: argparse.Namespace) -> int:

@@ -6,9 +6,12 @@ Built by whoever reads the chip; holds results only, never DG1, the portrait or 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from kiosk.chip.passive import PassiveError
+
+if TYPE_CHECKING:
+    from kiosk.chip.reading import ChipReadResult
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,23 @@ class ChipOutcome:
     @classmethod
     def absent(cls) -> ChipOutcome:
         return cls(found=False)
+
+    @classmethod
+    def from_read(cls, result: ChipReadResult) -> ChipOutcome:
+        """The findings of a read (:func:`kiosk.chip.reading.read_document`), none of its content."""
+        access: Literal["PACE", "BAC"] | None = (
+            "PACE" if result.access == "PACE" else "BAC" if result.access == "BAC" else None
+        )
+        return cls(
+            found=True,
+            access=access,
+            read_ok=True,
+            passive_errors=tuple(result.passive.errors),
+            active_performed=result.active.performed,
+            active_valid=bool(result.active.valid),
+            dg1_matches=result.mrz_match,
+            portrait_available=result.portrait is not None and result.portrait.pixels is not None,
+        )
 
     @property
     def readable(self) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from drivers.chip.files import FILES
 from drivers.chip.lds import files
 from drivers.chip.lds.sod import Sod, digest, parse_sod
 from kiosk.chip.countries import alpha2
@@ -90,7 +91,7 @@ def _check_groups(sod: Sod, lds: Mapping[str, bytes], result: PassiveResult) -> 
     """Frontex §4.4.6 and §4.4.5: each data group read hashes to the SOD's value; EF.COM lists the
     data groups the SOD covers."""
     for name, data in lds.items():
-        number = files.FILES[name].dg if name in files.FILES else None
+        number = FILES[name].dg if name in FILES else None
         if number is None:
             continue
         if sod.hashes.get(number) != digest(sod.hash_name, data):

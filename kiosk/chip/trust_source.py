@@ -35,3 +35,27 @@ def load_trust(store: Store, config_or_data_dir: Config | Path) -> TrustStore:
     if folder.exists():
         trust.add_files(folder)
     return trust
+
+
+class TrustCache:
+    """The trust store chips are read against, built once and built again only when the ``chip_trust``
+    dataset in force or the technician's folder has changed: building parses every certificate, and
+    the lane reads a chip per traveller."""
+
+    def __init__(self, store: Store, config_or_data_dir: Config | Path) -> None:
+        self.store = store
+        self.folder = technician_folder(config_or_data_dir)
+        self._data_dir = config_or_data_dir
+        self._key: tuple[str | None, int | None] | None = None
+        self._trust: TrustStore | None = None
+
+    def current(self) -> TrustStore:
+        version = self.store.reference_data.dataset_versions().get(Dataset.CHIP_TRUST.value)
+        try:
+            changed: int | None = self.folder.stat().st_mtime_ns
+        except OSError:
+            changed = None
+        key = (version, changed)
+        if self._trust is None or key != self._key:
+            self._trust, self._key = load_trust(self.store, self._data_dir), key
+        return self._trust

@@ -14,17 +14,23 @@ the decision is durably recorded.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from common.clock import Clock
 from config import DoorsSection, FaceSection, FingerprintPolicySection, FlowSection
+from drivers.chip.errors import ChipError, NoCardError, ReaderUnavailableError
 from drivers.door_controller import DoorAlarm, DoorController, DoorTimings, InterlockError
 from drivers.interfaces import (
     Camera,
+    ChipReader,
     DeviceError,
     DocumentReader,
     FingerprintResult,
@@ -36,6 +42,9 @@ from drivers.interfaces import (
     LaneEvent,
     Signal,
 )
+from kiosk.chip.outcome import ChipOutcome
+from kiosk.chip.reading import ChipReadResult, access_key, read_document
+from kiosk.chip.trust import TrustStore
 from kiosk.documents.mrz import Mrz, NotAnMrz, parse_mrz
 from kiosk.enrolment import EnrolmentProvider
 from kiosk.flow.states import TERMINAL, State, check_transition
@@ -43,14 +52,18 @@ from kiosk.policy import (
     BiometricOutcome,
     Decision,
     DocumentAssessment,
+    FaceReference,
+    assess_chip,
     assess_document,
     decide,
+    face_reference,
 )
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import Reason
+from kiosk.reference_data import PolicyRules
 from kiosk.remote import HubDesk
 from kiosk.store import FinishedTransaction, Store, StoreError
-from models.matching import FaceMatcher, FaceObservation, ModelUnavailable
+from models.matching import FaceMatcher, FaceObservation, ModelUnavailable, ReferencePortrait
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +75,22 @@ MAX_DOCUMENT_ATTEMPTS = 3
 @dataclass(frozen=True)
 class Devices:
     document_reader: DocumentReader
+    chip: ChipReader
     camera: Camera
     fingerprint: FingerprintSensor
     gate: Gate
 
-    def all(self) -> tuple[DocumentReader, Camera, FingerprintSensor, Gate]:
-        return (self.document_reader, self.camera, self.fingerprint, self.gate)
+    def all(self) -> tuple[DocumentReader, ChipReader, Camera, FingerprintSensor, Gate]:
+        return (self.document_reader, self.chip, self.camera, self.fingerprint, self.gate)
+
+
+class ChipStep(StrEnum):
+    """Guidance codes of the chip stage (``guidance`` events, with ``progress`` from 0 to 1)."""
+
+    KEEP_ON_READER = "chip_keep_on_reader"  # looking for the chip: leave the passport where it is
+    READING = "chip_reading"
+    PUT_BACK = "chip_put_back"  # the passport was lifted during the read
+    DONE = "chip_done"
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,40 @@ class TransactionOutcome:
     stage_ms: Mapping[str, float]
     path: tuple[str, ...]
     entry_left_unlocked: bool = False
+
+
+class _BackgroundThread:
+    """One daemon thread that runs the calls handed to it in turn (a chip read cannot be cut into
+    slices like the other device waits). A daemon, so that a call stuck in a dead reader never holds up
+    the process's exit; one thread for the lane's life, because starting one per read costs more than
+    a simulated read on a busy machine."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._name = name
+        self._thread: threading.Thread | None = None
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._calls.put((call, future))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+            self._thread.start()
+        return future
+
+    def stop(self) -> None:
+        """End the thread once the call in hand (if any) returns; nothing is submitted after this."""
+        if self._thread is not None:
+            self._calls.put(None)
+
+    def _serve(self) -> None:
+        while (job := self._calls.get()) is not None:
+            call, future = job
+            future.set_running_or_notify_cancel()
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to the waiting engine thread
+                future.set_exception(exc)
 
 
 class _Ended(Exception):
@@ -141,10 +198,13 @@ class LaneEngine:
         fingerprint: FingerprintPolicySection,
         doors: DoorsSection,
         versions: Mapping[str, str],
+        chip_trust: Callable[[], TrustStore] = TrustStore,
         training: bool = False,
         desk: HubDesk | None = None,
     ) -> None:
         self.devices = devices
+        self.chip_trust = chip_trust  # the trust store in force (kiosk.chip.trust_source.TrustCache)
+        self._background = _BackgroundThread("chip-read")
         self.doors = DoorController(
             devices.gate,
             DoorTimings(
@@ -233,6 +293,10 @@ class LaneEngine:
         self._emit("help", {})
 
     # --- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the engine's own thread (the devices and the store belong to the kiosk)."""
+        self._background.stop()
 
     def start(self) -> list[str]:
         """Start-up after any stop, clean or not: doors secured, unfinished work marked aborted."""
@@ -425,9 +489,16 @@ class LaneEngine:
         for reason in assessment.silent_alerts:
             self._alert("referral_" + reason.lower(), {"document_hash": assessment.document_hash})
 
+        chip, chip_read = self._chip(txn, mrz, rules)
+        # Only reason codes leave the chip stage: DG1 and the portrait end with this transaction.
+        assessment = replace(assessment, reasons=assessment.reasons + assess_chip(chip, rules))
+        portrait = self._reference_portrait(face_reference(chip, rules), chip_read, read, mrz)
+        del chip_read
+
         biometrics = BiometricOutcome()
         if assessment.face_match_required:
-            biometrics = self._face(txn, read, mrz, biometrics)
+            biometrics = self._face(txn, portrait, biometrics)
+        del portrait
         if assessment.fingerprint_required:
             biometrics = self._fingerprint(txn, read, mrz, biometrics)
 
@@ -466,9 +537,80 @@ class LaneEngine:
             if read is None:
                 raise _abandon(Reason.WALKED_AWAY)
 
-    def _face(self, txn: _Transaction, read: Any, mrz: Mrz, outcome: BiometricOutcome) -> BiometricOutcome:
+    def _chip(
+        self, txn: _Transaction, mrz: Mrz, rules: PolicyRules
+    ) -> tuple[ChipOutcome, ChipReadResult | None]:
+        """Read and check the passport chip with the printed MRZ, unless the lane does not use chips.
+
+        The read runs on its own thread (one exchange with the chip cannot be cut in slices), waited
+        on like any device: a cancel is honoured at once. A passport lifted mid-read may be put back
+        until ``chip_timeout_s``; a chip not seen within ``chip_presence_s`` is absent.
+        """
+        if rules.chip_required == "never":
+            return ChipOutcome.absent(), None
+        self._enter(txn, State.CHIP_READ)
+        try:
+            access_key(mrz)
+        except ValueError:  # no valid dates in the print: nothing opens the chip
+            return ChipOutcome(found=True), None
+        chip = self.devices.chip
+        trust = self.chip_trust()
+        deadline = self.clock.monotonic() + self.flow.chip_timeout_s
+        look_s, step = self.flow.chip_presence_s, ChipStep.KEEP_ON_READER
+        found = False
+        while True:
+            self._emit("guidance", {"codes": [str(step)], "progress": 0.0})
+            remaining = deadline - self.clock.monotonic()
+            if not self._wait(lambda t: chip.wait_for_card(t) or None, min(look_s, remaining)):
+                return (ChipOutcome(found=True) if found else ChipOutcome.absent()), None
+            found = True
+            self._emit("guidance", {"codes": [str(ChipStep.READING)], "progress": 0.25})
+
+            def read() -> ChipReadResult:
+                return read_document(chip, mrz, trust, self.clock.now())
+
+            try:
+                result = self._in_background(read, deadline - self.clock.monotonic())
+            except ReaderUnavailableError:
+                raise  # the reader itself is gone: out of service, as any failed device
+            except NoCardError:
+                look_s, step = deadline - self.clock.monotonic(), ChipStep.PUT_BACK
+                continue
+            except ChipError as exc:  # wrong MRZ for this chip, secure messaging broken, files missing
+                log.info("chip not readable: %s", type(exc).__name__)
+                return ChipOutcome(found=True), None
+            if result is None:
+                log.info("chip read took longer than %.1f s", self.flow.chip_timeout_s)
+                return ChipOutcome(found=True), None
+            self._emit("guidance", {"codes": [str(ChipStep.DONE)], "progress": 1.0})
+            return ChipOutcome.from_read(result), result
+
+    def _in_background(self, call: Callable[[], T], timeout_s: float) -> T | None:
+        """``call`` on the engine's background thread, waited on in :meth:`_wait`'s slices (``None``
+        past ``timeout_s``; an abandoned call finishes by itself and its result is dropped)."""
+        future: Future[T] = self._background.submit(call)
+
+        def poll(slice_s: float) -> T | None:
+            try:
+                return future.result(timeout=slice_s)
+            except FutureTimeout:
+                return None
+
+        return self._wait(poll, timeout_s)
+
+    def _reference_portrait(
+        self, source: FaceReference, chip_read: ChipReadResult | None, read: Any, mrz: Mrz
+    ) -> ReferencePortrait | None:
+        if source is FaceReference.ENROLMENT:
+            return self.enrolment.portrait(read, mrz)
+        if source is FaceReference.CHIP_PORTRAIT and chip_read is not None and chip_read.portrait is not None:
+            return ReferencePortrait(image=chip_read.portrait.pixels, source="chip")
+        return None
+
+    def _face(
+        self, txn: _Transaction, portrait: ReferencePortrait | None, outcome: BiometricOutcome
+    ) -> BiometricOutcome:
         assert self.matcher is not None
-        portrait = self.enrolment.portrait(read, mrz)
         if portrait is None or self.matcher.check_reference(portrait) is not None:
             return replace(outcome, portrait_available=False)
         deadline = self.clock.monotonic() + self.flow.face_timeout_s

@@ -22,6 +22,7 @@ import numpy as np
 from kiosk.documents.mrz import MrzFormat, format_mrz
 from kiosk.privacy import IdentifierHasher
 from kiosk.reference_data import Dataset, PolicyRules
+from kiosk.simulation.chip_pki import trust_records
 
 CITIZEN = "IDN"
 VISA_EXEMPT = ("BRN", "KHM", "LAO", "MYS", "MMR", "PHL", "SGP", "THA", "VNM", "TLS")
@@ -57,8 +58,22 @@ ARCHETYPES: tuple[Archetype, ...] = (
     Archetype("walks_away", 0.05, "ABANDONED"),
     Archetype("does_not_enter", 0.04, "ABANDONED"),
     Archetype("tailgating", 0.05, "REFER"),
+    # The passport chip (kiosk.simulation.passports): expected in an ePassport-only lane (LANE_POLICY).
+    Archetype("chip_clone", 0.02, "REFER"),  # AA signed with another key: CHIP_CLONE_SUSPECTED
+    Archetype("chip_tampered", 0.02, "REFER"),  # DG2 changed after signing: CHIP_NOT_AUTHENTIC
+    Archetype("chip_missing", 0.02, "REFER"),  # no chip: CHIP_NOT_FOUND
+    Archetype("dg1_mismatch", 0.02, "REFER"),  # DG1 is not the printed MRZ: DG1_MRZ_MISMATCH
 )
 ARCHETYPE_NAMES = tuple(a.name for a in ARCHETYPES)
+# Which chip each archetype carries; everyone else's is genuine.
+_CHIPS = {
+    "chip_clone": "clone",
+    "chip_tampered": "tampered",
+    "chip_missing": "missing",
+    "dg1_mismatch": "dg1_differs",
+}
+# The simulated lane's policy: an ePassport-only lane, as airport e-gates are.
+LANE_POLICY = PolicyRules(chip_required="always")
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,17 @@ class SimulatedTraveller:
     walks_away: bool = False
     enters: bool = True
     tailgated: bool = False
+    chip: str = "genuine"  # genuine, clone, tampered, missing, dg1_differs
+
+
+def expected_decision(traveller: SimulatedTraveller, rules: PolicyRules) -> str:
+    """What the lane must decide for ``traveller`` under ``rules``: a chip archetype's defect only counts
+    in a lane that uses the chip, and a missing chip only in an ePassport-only lane."""
+    if traveller.chip != "genuine" and rules.chip_required == "never":
+        return "OPEN"
+    if traveller.chip == "missing" and rules.chip_required != "always":
+        return "OPEN"
+    return traveller.expected
 
 
 def _name(rng: random.Random, parts: int) -> str:
@@ -146,6 +172,7 @@ def make_traveller(rng: random.Random, index: int, archetype: Archetype, today: 
         walks_away=name == "walks_away",
         enters=name != "does_not_enter",
         tailgated=name == "tailgating",
+        chip=_CHIPS.get(name, "genuine"),
     )
 
 
@@ -165,9 +192,12 @@ def traveller_of(archetype: str, seed: int, today: date, index: int = 0) -> Simu
 
 
 def reference_datasets(
-    travellers: list[SimulatedTraveller], hasher: IdentifierHasher, today: date
+    travellers: list[SimulatedTraveller],
+    hasher: IdentifierHasher,
+    today: date,
+    rules: PolicyRules = LANE_POLICY,
 ) -> dict[Dataset, Any]:
-    """The reference data a hub would sync for this population."""
+    """The reference data a hub would sync for this population (the CSCAs of its chips among it)."""
     evisa = [
         {
             "document_hash": hasher.document(t.issuing_state, t.document_number),
@@ -197,10 +227,13 @@ def reference_datasets(
         if t.archetype == "lost_stolen"
     ]
     return {
-        Dataset.POLICY: PolicyRules().model_dump(mode="json"),
+        Dataset.POLICY: rules.model_dump(mode="json"),
         Dataset.VISA_EXEMPT: [{"nationality": n, "max_stay_days": 30} for n in VISA_EXEMPT],
         Dataset.EVISA: evisa,
         Dataset.WATCHLIST: watchlist,
+        # Every state the simulation issues passports for, as a hub syncs every CSCA it trusts: a
+        # traveller who was not in the population (the training panel, a test) still has a known chip.
+        Dataset.CHIP_TRUST: trust_records((CITIZEN, *VISA_EXEMPT, *VISA_REQUIRED)),
     }
 
 

@@ -68,9 +68,11 @@ class WireRig:
         self.io.close()
 
     def configure(self, config: Config) -> Config:
-        """``config`` with the reader, sensor and gate on this rig's ptys and lane-speed timeouts."""
+        """``config`` with the reader, sensor and gate on this rig's ptys and lane-speed timeouts (the
+        camera and the chip reader stay as configured)."""
         devices = DevicesSection(
             document_reader=SerialReaderSection(port=str(self.directory / "docreader")),
+            chip=config.devices.chip,
             camera=config.devices.camera,
             fingerprint=R30xSection(port=str(self.directory / "fingerprint")),
             gate=ModbusGateSection(

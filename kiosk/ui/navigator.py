@@ -32,6 +32,7 @@ SCREEN_FOR_STATE: dict[State, Screen] = {
     State.DOCUMENT_READ: Screen.READING,
     State.DOCUMENT_PROBLEM: Screen.DOCUMENT_PROBLEM,
     State.DOCUMENT_CHECKS: Screen.PROCESSING,
+    State.CHIP_READ: Screen.READING,  # the passport stays on the reader while its chip is read
     State.FACE_CAPTURE: Screen.CAMERA,
     State.FACE_MATCH: Screen.PROCESSING,
     State.FINGERPRINT: Screen.FINGERPRINT,

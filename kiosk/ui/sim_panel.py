@@ -31,11 +31,16 @@ ARCHETYPE_WORDS = {
     "walks_away": N_("Walks away"),
     "does_not_enter": N_("Does not enter"),
     "tailgating": N_("Tailgating"),
+    "chip_clone": N_("Cloned chip"),
+    "chip_tampered": N_("Tampered chip"),
+    "chip_missing": N_("Passport without a chip"),
+    "dg1_mismatch": N_("Chip data differs from the page"),
 }
 # Keyboard shortcuts, in panel order.
-SHORTCUTS = "1234567890qwe"
+SHORTCUTS = "1234567890qwertyu"
 DEVICE_WORDS = {
     "document_reader": N_("Break the passport reader"),
+    "chip": N_("Break the chip reader"),
     "camera": N_("Break the camera"),
     "fingerprint": N_("Break the fingerprint sensor"),
     "gate": N_("Break the gate"),

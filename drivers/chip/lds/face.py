@@ -7,7 +7,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from drivers.chip.lds import tlv
+from drivers.chip import tlv
 
 if TYPE_CHECKING:
     import numpy as np

@@ -1,4 +1,5 @@
-"""The LDS files other than DG2 and EF.SOD: EF.COM, DG1, DG14, DG15 and EF.CardAccess (ICAO 9303-10)."""
+"""The LDS files other than DG2 and EF.SOD: EF.COM, DG1, DG14, DG15 and EF.CardAccess (ICAO 9303-10),
+built and parsed; where each file lives is :mod:`drivers.chip.files`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from dataclasses import dataclass
 
 from asn1crypto import core, keys
 
-from drivers.chip.lds import tlv
+from drivers.chip import tlv
+from drivers.chip.files import DG_BY_TAG, TAG_BY_DG
 from drivers.chip.lds.asn1 import (
     ECDSA_PLAIN,
     ECDSA_PLAIN_BY_HASH,
@@ -16,33 +18,6 @@ from drivers.chip.lds.asn1 import (
     SecurityInfo,
     SecurityInfos,
 )
-
-
-@dataclass(frozen=True)
-class LdsFile:
-    name: str  # the file name in an LDS folder is ``<name>.bin``
-    fid: int  # file identifier for SELECT
-    sfi: int | None  # short file identifier for READ BINARY
-    tag: int | None  # tag of the outer TLV object (EF.CardAccess is a bare SET)
-    dg: int | None  # data group number, as in EF.COM and the SOD
-
-
-FILES: dict[str, LdsFile] = {
-    f.name: f
-    for f in (
-        LdsFile("CardAccess", 0x011C, 0x1C, None, None),
-        LdsFile("COM", 0x011E, 0x1E, 0x60, None),
-        LdsFile("SOD", 0x011D, 0x1D, 0x77, None),
-        LdsFile("DG1", 0x0101, 0x01, 0x61, 1),
-        LdsFile("DG2", 0x0102, 0x02, 0x75, 2),
-        LdsFile("DG3", 0x0103, 0x03, 0x63, 3),
-        LdsFile("DG4", 0x0104, 0x04, 0x76, 4),
-        *(LdsFile(f"DG{n}", 0x0100 + n, n, 0x60 + n, n) for n in range(5, 15 + 1)),
-        LdsFile("DG16", 0x0110, 0x10, 0x70, 16),
-    )
-}
-DG_BY_TAG = {f.tag: f.dg for f in FILES.values() if f.dg is not None}
-TAG_BY_DG = {dg: tag for tag, dg in DG_BY_TAG.items()}
 
 LDS_VERSION = "0107"  # LDS 1.7
 UNICODE_VERSION = "040000"

@@ -13,7 +13,7 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from drivers.chip.lds import tlv
+from drivers.chip import tlv
 from drivers.chip.lds.asn1 import ID_LDS_SECURITY_OBJECT, LDSSecurityObject
 
 _TAG_SOD = 0x77
