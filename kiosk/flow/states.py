@@ -10,6 +10,7 @@ class State(StrEnum):
     DOCUMENT_READ = "document_read"
     DOCUMENT_PROBLEM = "document_problem"
     DOCUMENT_CHECKS = "document_checks"
+    CHIP_READ = "chip_read"
     FACE_CAPTURE = "face_capture"
     FACE_MATCH = "face_match"
     FINGERPRINT = "fingerprint"
