@@ -77,8 +77,10 @@ def test_the_chip_stage_guides_the_traveller_and_never_shows_chip_content(kiosk:
     assert arrive_and_serve(kiosk, "citizen").decision == "OPEN"
     chip = [e for e in events if e.state is State.CHIP_READ and e.kind == "guidance"]
     assert [e.data["codes"][0] for e in chip] == [ChipStep.KEEP_ON_READER, ChipStep.READING, ChipStep.DONE]
-    assert [e.data["progress"] for e in chip] == sorted(e.data["progress"] for e in chip)
-    assert all(set(e.data) == {"codes", "progress"} for e in chip)
+    # The screen is told the stage, and a progress figure only once it is true (the chip is read).
+    assert [e.data.get("progress") for e in chip] == [None, None, 1.0]
+    assert all(e.data["stage"] == "chip_read" for e in chip)
+    assert all(set(e.data) <= {"stage", "codes", "progress"} for e in chip)
 
 
 def test_the_face_is_compared_with_the_chip_portrait_not_the_enrolment(kiosk: Kiosk):

@@ -199,6 +199,16 @@ def test_a_slow_device_does_not_freeze_the_screen(runs):
 
 
 @pytest.mark.timeout(TEST_TIMEOUT_S)
+@uses("chip_progress")
+def test_chip_screen_shows_reported_progress_else_sweeps(runs):
+    r = result(runs, "chip_progress")
+    assert in_order(r["screens"], ["attract", "chip", "camera"])
+    # Unknown until the engine says, clamped to 0..1, unknown again when an event carries none.
+    assert r["progress"] == [-1.0, 0.4, 1.0, -1.0]
+    assert r["phases"] > 1  # the picture moves while nothing is reported: the kiosk is not stuck
+
+
+@pytest.mark.timeout(TEST_TIMEOUT_S)
 @pytest.mark.parametrize("layout", ["portrait", "landscape", "pi7"])
 @uses("layout_portrait", "layout_landscape", "layout_pi7")
 def test_touch_targets_and_text_sizes(runs, layout):
@@ -519,6 +529,28 @@ def _driver(scenario: str, folder: Path, cache: Path) -> None:
             gaps = [b - a for a, b in itertools.pairwise(stamps)]
             report["longest_gap_s"] = max(gaps) if gaps else 99.0
 
+        def chip_progress():
+            from kiosk.flow.engine import FlowEvent
+            from kiosk.flow.states import State
+
+            yield from on(Screen.ATTRACT)
+            app.runner.pause()  # the events below stand in for the engine's; no traveller is served
+            app._on_event(FlowEvent("state", State.CHIP_READ, "chip-txn"))
+            yield from on(Screen.CHIP)
+            chip = app.screens[Screen.CHIP]
+            phases = set()
+            for _ in range(10):
+                phases.add(round(chip.ids.chip.phase, 3))
+                yield
+            report["phases"] = len(phases)
+            report["progress"] = [chip.progress]
+            for data in ({"progress": 0.4}, {"progress": 7}, {}):
+                event = FlowEvent("guidance", State.CHIP_READ, "chip-txn", {"stage": "chip_read", **data})
+                app._on_event(event)
+                report["progress"].append(chip.progress)
+            app._on_event(FlowEvent("state", State.FACE_CAPTURE, "chip-txn"))
+            yield from on(Screen.CAMERA)
+
         def layout_check():
             from kiosk.ui.screenshots import scenes
 
@@ -574,6 +606,7 @@ def _driver(scenario: str, folder: Path, cache: Path) -> None:
             "pin_lockout": pin_lockout,
             "maintenance": maintenance,
             "slow_device": slow_device,
+            "chip_progress": chip_progress,
         }.get(scenario, layout_check)()
 
         failure: list[BaseException] = []

@@ -40,6 +40,9 @@ def test_every_colour_a_screen_uses_for_text_is_in_a_checked_pair():
         (State.DOCUMENT_READ, "attract", "reading"),
         (State.DOCUMENT_READ, "feedback", "reading"),  # a new traveller never waits for the rating
         (State.DOCUMENT_PROBLEM, "reading", "document_problem"),
+        (State.CHIP_READ, "processing", "chip"),  # the passport stays on the reader for its chip
+        (State.FACE_CAPTURE, "chip", "camera"),
+        (State.CHIP_READ, "maintenance", None),
         (State.FACE_CAPTURE, "processing", "camera"),
         (State.FACE_MATCH, "camera", "processing"),
         (State.ENTRY_OPEN, "processing", "go"),

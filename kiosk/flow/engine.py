@@ -85,7 +85,8 @@ class Devices:
 
 
 class ChipStep(StrEnum):
-    """Guidance codes of the chip stage (``guidance`` events, with ``progress`` from 0 to 1)."""
+    """Guidance codes of the chip stage (``guidance`` events with ``stage`` = ``chip_read``, and
+    ``progress`` 1.0 once the chip is read; none before, since APDU counts are not known ahead)."""
 
     KEEP_ON_READER = "chip_keep_on_reader"  # looking for the chip: leave the passport where it is
     READING = "chip_reading"
@@ -559,12 +560,14 @@ class LaneEngine:
         look_s, step = self.flow.chip_presence_s, ChipStep.KEEP_ON_READER
         found = False
         while True:
-            self._emit("guidance", {"codes": [str(step)], "progress": 0.0})
+            # No progress figure while looking and reading: the screen shows an indeterminate bar
+            # rather than a made-up percentage.
+            self._emit("guidance", {"stage": str(State.CHIP_READ), "codes": [str(step)]})
             remaining = deadline - self.clock.monotonic()
             if not self._wait(lambda t: chip.wait_for_card(t) or None, min(look_s, remaining)):
                 return (ChipOutcome(found=True) if found else ChipOutcome.absent()), None
             found = True
-            self._emit("guidance", {"codes": [str(ChipStep.READING)], "progress": 0.25})
+            self._emit("guidance", {"stage": str(State.CHIP_READ), "codes": [str(ChipStep.READING)]})
 
             def read() -> ChipReadResult:
                 return read_document(chip, mrz, trust, self.clock.now())
@@ -582,7 +585,9 @@ class LaneEngine:
             if result is None:
                 log.info("chip read took longer than %.1f s", self.flow.chip_timeout_s)
                 return ChipOutcome(found=True), None
-            self._emit("guidance", {"codes": [str(ChipStep.DONE)], "progress": 1.0})
+            self._emit(
+                "guidance", {"stage": str(State.CHIP_READ), "codes": [str(ChipStep.DONE)], "progress": 1.0}
+            )
             return ChipOutcome.from_read(result), result
 
     def _in_background(self, call: Callable[[], T], timeout_s: float) -> T | None:

@@ -35,6 +35,7 @@ from kiosk.ui.overlays import HelpOverlay, InactivityOverlay
 from kiosk.ui.palette import colours
 from kiosk.ui.screens.attract import AttractScreen
 from kiosk.ui.screens.camera import CameraScreen
+from kiosk.ui.screens.chip import ChipScreen
 from kiosk.ui.screens.document_problem import DocumentProblemScreen
 from kiosk.ui.screens.feedback import FeedbackScreen
 from kiosk.ui.screens.fingerprint import FingerprintScreen
@@ -58,6 +59,7 @@ SCREENS: dict[Screen, type[GateScreen]] = {
     Screen.ATTRACT: AttractScreen,
     Screen.PLACE_PASSPORT: PlacePassportScreen,
     Screen.READING: ReadingScreen,
+    Screen.CHIP: ChipScreen,
     Screen.DOCUMENT_PROBLEM: DocumentProblemScreen,
     Screen.CAMERA: CameraScreen,
     Screen.FINGERPRINT: FingerprintScreen,
@@ -245,6 +247,10 @@ class GerbangApp(App):
     def _on_event(self, event: FlowEvent) -> None:
         if event.kind == "state":
             self._on_state(event)
+        elif event.data.get("stage") == State.CHIP_READ:
+            chip = self.screens[Screen.CHIP]
+            assert isinstance(chip, ChipScreen)
+            chip.show_progress(event.data.get("progress"))
         elif event.kind == "guidance":
             camera = self.screens[Screen.CAMERA]
             assert isinstance(camera, CameraScreen)

@@ -145,6 +145,48 @@ class ReadingIcon(Icon):
         Line(points=[sweep, cy - side * 0.42, sweep, cy - side * 0.3], width=max(2.0, side * 0.015))
 
 
+class ChipIcon(Icon):
+    """The passport lying face down on the reader while waves from the glass read its chip.
+
+    Under the reader, a bar fills as far as the engine says the read got (``fraction`` 0..1);
+    below 0 the engine says nothing, and a segment sweeps instead: never an invented percentage.
+    """
+
+    fraction = NumericProperty(-1.0)
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.bind(fraction=self._redraw)
+
+    def draw(self) -> None:
+        cx, cy, side = self.box
+        rw, rh = side * 0.8, side * 0.22
+        reader_y = cy - side * 0.4
+        _reader(cx - rw / 2, reader_y, rw, rh)
+        pw, ph = side * 0.42, side * 0.55
+        _passport(cx - pw / 2, cy - side * 0.33, pw, ph)
+        # Three arcs rise from the glass and fade as they go, clear of the passport's edges.
+        for i in range(3):
+            travel = (self.phase + i / 3) % 1.0
+            Color(*colours.accent[:3], 1 - travel * 0.8)
+            radius = side * (0.55 + 0.2 * travel)
+            Line(circle=(cx, reader_y + rh / 2, radius, -32, 32), width=max(2.0, side * 0.018))
+        self._bar(cx - rw / 2, cy - side * 0.5, rw, side * 0.045)
+
+    def _bar(self, x: float, y: float, w: float, h: float) -> None:
+        Color(*colours.panel)
+        RoundedRectangle(pos=(x, y), size=(w, h), radius=[h / 2])
+        if self.fraction >= 0:
+            start, end = x, x + w * min(1.0, self.fraction)
+        else:
+            segment = w * 0.3
+            head = x - segment + (w + segment) * self.phase
+            start, end = max(x, head), min(x + w, head + segment)
+        if end - start >= h:  # narrower than its own roundness it would draw as a blot
+            Color(*colours.accent)
+            RoundedRectangle(pos=(start, y), size=(end - start, h), radius=[h / 2])
+
+
 class ProblemIcon(Icon):
     """The passport lifted off and put back the right way: try again."""
 

@@ -16,6 +16,7 @@ class Screen(StrEnum):
     ATTRACT = "attract"
     PLACE_PASSPORT = "place_passport"
     READING = "reading"
+    CHIP = "chip"
     DOCUMENT_PROBLEM = "document_problem"
     CAMERA = "camera"
     FINGERPRINT = "fingerprint"
@@ -32,7 +33,7 @@ SCREEN_FOR_STATE: dict[State, Screen] = {
     State.DOCUMENT_READ: Screen.READING,
     State.DOCUMENT_PROBLEM: Screen.DOCUMENT_PROBLEM,
     State.DOCUMENT_CHECKS: Screen.PROCESSING,
-    State.CHIP_READ: Screen.READING,  # the passport stays on the reader while its chip is read
+    State.CHIP_READ: Screen.CHIP,
     State.FACE_CAPTURE: Screen.CAMERA,
     State.FACE_MATCH: Screen.PROCESSING,
     State.FINGERPRINT: Screen.FINGERPRINT,

@@ -73,6 +73,8 @@ def scenes(app: object) -> dict[str, Callable[[], None]]:
         "attract": show(Screen.ATTRACT),
         "place_passport": show(Screen.PLACE_PASSPORT),
         "reading": show(Screen.READING),
+        "chip": show(Screen.CHIP),
+        "chip_progress": show(Screen.CHIP, lambda: screens[Screen.CHIP].show_progress(0.6)),
         "document_problem": show(Screen.DOCUMENT_PROBLEM),
         "camera": show(Screen.CAMERA, camera),
         "fingerprint": show(Screen.FINGERPRINT),

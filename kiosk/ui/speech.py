@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 PROMPTS: dict[Screen, str] = {
     Screen.PLACE_PASSPORT: N_("Place your passport on the reader"),
     Screen.DOCUMENT_PROBLEM: N_("Please place your passport again"),
+    Screen.CHIP: N_("Keep your passport on the reader"),
     Screen.CAMERA: N_("Look at the camera"),
     Screen.FINGERPRINT: N_("Place your finger on the sensor"),
     Screen.GO: N_("Please go ahead"),
