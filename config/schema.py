@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from common.pinhash import PinHash
 from drivers.registry import BackendSection, backends
 
 SECRET_KEYS = frozenset({"password", "pin", "key", "secret", "token"})
@@ -181,10 +182,13 @@ class UiSection(Section):
     )
     language: Literal["id", "en", "zh_CN"] = "id"  # the language each traveller starts in
     spoken_prompts: bool = False
-    # sha256 of the maintenance PIN (hex). Unset: maintenance mode only opens on a simulated kiosk.
-    maintenance_pin_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    # scrypt hash of the maintenance PIN (common.pinhash; `python -m kiosk pin-hash` makes one).
+    # Unset: maintenance mode only opens on a simulated kiosk.
+    maintenance_pin_hash: str | None = None
     maintenance_max_failures: int = Field(5, ge=1, le=20)
-    maintenance_lockout_min: float = Field(5.0, gt=0, le=1440)
+    # The first lockout; each further one (without a success between) doubles, up to the cap.
+    maintenance_lockout_min: float = Field(1.0, gt=0, le=1440)
+    maintenance_lockout_max_min: float = Field(60.0, gt=0, le=1440)
     # Seconds without a touch before "are you still there?", then its countdown before the reset.
     inactivity_s: PositiveSeconds = 30.0
     inactivity_countdown_s: PositiveSeconds = 10.0
@@ -195,6 +199,30 @@ class UiSection(Section):
     # Pace of the in-process simulated devices in the UI, so that a person can follow the flow.
     simulated_device_delay_s: float = Field(1.0, ge=0, le=30)
     simulation_panel: bool = True  # the traveller injector beside a simulated lane
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_legacy_pin(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "maintenance_pin_sha256" in data:
+            raise ValueError(
+                "maintenance_pin_sha256 is no longer accepted: an unsalted SHA-256 of a short PIN is "
+                "reversed in a fraction of a second. Re-hash the PIN (at least 6 digits) with "
+                "`python -m kiosk pin-hash` and set maintenance_pin_hash to what it prints"
+            )
+        return data
+
+    @field_validator("maintenance_pin_hash")
+    @classmethod
+    def _pin_hash(cls, value: str | None) -> str | None:
+        if value is not None:
+            PinHash.parse(value)  # its ValueError names the format and how to make one
+        return value
+
+    @model_validator(mode="after")
+    def _lockout_cap(self) -> UiSection:
+        if self.maintenance_lockout_max_min < self.maintenance_lockout_min:
+            raise ValueError("maintenance_lockout_max_min must not be below maintenance_lockout_min")
+        return self
 
 
 class TlsSection(Section):

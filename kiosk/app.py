@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from common.clock import Clock, SimulatedClock
+from common.pinhash import PinHash, hash_pin
 from config import Config, ConfigError
 from drivers.interfaces import Camera, ChipReader, Device, DocumentReader, FingerprintSensor, Gate
 from drivers.registry import BackendSection
@@ -28,7 +29,7 @@ from kiosk.chip.trust_source import TrustCache
 from kiosk.enrolment import EnrolmentProvider, NoEnrolment
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.flow.runner import LaneRunner
-from kiosk.pinlock import DEMO_PIN, PinLock, pin_sha256
+from kiosk.pinlock import DEMO_PIN, Lockout, PinLock
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.remote import HubDesk
 from kiosk.simulation.enrolment import SimulatedEnrolment
@@ -259,16 +260,19 @@ class ServedLane:
 
 def maintenance_pin(kiosk: Kiosk, *, simulated: bool) -> PinLock:
     ui = kiosk.config.ui
-    expected = ui.maintenance_pin_sha256
+    expected = None if ui.maintenance_pin_hash is None else PinHash.parse(ui.maintenance_pin_hash)
     if expected is None and simulated:
-        expected = pin_sha256(DEMO_PIN)
-        log.warning("no maintenance PIN configured: this simulated kiosk accepts %s", DEMO_PIN)
+        expected = PinHash.parse(hash_pin(DEMO_PIN))
+        log.warning("no maintenance PIN configured: this simulated kiosk accepts the demo PIN %s", DEMO_PIN)
     engine = kiosk.engine
     return PinLock(
         kiosk.store,
         expected,
-        max_failures=ui.maintenance_max_failures,
-        lockout_s=ui.maintenance_lockout_min * 60,
+        Lockout(
+            max_failures=ui.maintenance_max_failures,
+            first_s=ui.maintenance_lockout_min * 60,
+            max_s=ui.maintenance_lockout_max_min * 60,
+        ),
         now=time.time,
         training=lambda: engine.training,
     )

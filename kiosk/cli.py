@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     shots.add_argument("--screen", action="append", help="only these screens (default: all)")
 
     sub.add_parser("mrz", help="parse the MRZ lines on stdin and print one JSON object")
+    sub.add_parser(
+        "pin-hash",
+        help="read a maintenance PIN (without echo at a terminal, else stdin's first line) and print "
+        "its [ui] maintenance_pin_hash",
+    )
 
     config = sub.add_parser("config", help="check or show configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -179,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         from kiosk.documents.mrz_cli import run
 
         return run(sys.stdin, sys.stdout, sys.stderr)
+    if args.command == "pin-hash":
+        from kiosk.pin_cli import run as run_pin_hash
+
+        return run_pin_hash(sys.stdin, sys.stdout, sys.stderr)
     if args.command == "config":
         return _config(args)
     if args.command == "chip":

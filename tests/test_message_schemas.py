@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
 from paho.mqtt.enums import CallbackAPIVersion
 
+from common.pinhash import PinHash, hash_pin
 from config import Config
 from contract import schema
 from contract.bundles import DATASETS
@@ -52,7 +53,7 @@ from hub.signer import keygen, load_private_key, sign_command
 from kiosk.documents.mrz import MrzFormat
 from kiosk.flow.states import State
 from kiosk.headless import run_population, simulated_kiosk
-from kiosk.pinlock import PinLock, pin_sha256
+from kiosk.pinlock import Lockout, PinLock
 from kiosk.reasons import Reason
 from kiosk.reference_data import Dataset, PolicyRules
 from kiosk.simulation.population import reference_datasets
@@ -277,9 +278,13 @@ def lane(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         store.transactions.abort_unfinished()
         # Every way a maintenance PIN attempt is audited (training flag on: it travels in the envelope).
         pins = PinLock(
-            store, pin_sha256("2468"), max_failures=2, lockout_s=60, now=time.time, training=lambda: True
+            store,
+            PinHash.parse(hash_pin("246813")),
+            Lockout(max_failures=2, first_s=60, max_s=120),
+            now=time.time,
+            training=lambda: True,
         )
-        for pin in ("0000", "2468", "1111", "2222", "2468"):
+        for pin in ("000000", "246813", "111111", "222222", "246813"):
             pins.attempt(pin)
         # The feedback screen's two kinds of answer, as kiosk.ui.app.record_feedback stores them.
         last = store.transactions.recent(limit=1)[0]["id"]
@@ -313,6 +318,7 @@ def test_every_outbox_event_of_a_lane_run_validates(lane: dict[str, Any]) -> Non
         "officer_exit_override",
         "out_of_service",
         "transaction_interrupted",
+        "maintenance_locked_out",
     } <= alerts
     audits = {p["audit"] for p in payloads(messages, "audit")}
     assert {"command_executed", "maintenance_pin_wrong", "maintenance_opened"} <= audits

@@ -23,7 +23,7 @@ from kiosk.ui.fonts import extract_faces
 from kiosk.ui.languages import LANGUAGES
 
 ROOT = Path(__file__).resolve().parent.parent
-PIN = "2468"
+PIN = "246813"
 # Generous: a scenario waits on conditions, never on the clock, and a loaded machine may be slow.
 DRIVER_TIMEOUT_S = 300
 TEST_TIMEOUT_S = 900  # a test may also wait for its scenario's turn among the others
@@ -234,9 +234,9 @@ def test_cold_start(runs):
 
 
 def _driver(scenario: str, folder: Path, cache: Path) -> None:
+    from common.pinhash import hash_pin
     from config import Config
     from kiosk.app import served_lane
-    from kiosk.pinlock import pin_sha256
     from kiosk.ui import launch
     from kiosk.ui.screenshots import LAYOUTS
 
@@ -255,7 +255,7 @@ def _driver(scenario: str, folder: Path, cache: Path) -> None:
                 "officer_hold_s": 2.0,
                 "feedback_s": 30.0,
                 "simulated_device_delay_s": 2.0 if scenario == "slow_device" else 0.0,
-                "maintenance_pin_sha256": pin_sha256(PIN),
+                "maintenance_pin_hash": hash_pin(PIN),
                 "maintenance_max_failures": 3,
                 "maintenance_lockout_min": 1.0,
                 "spoken_prompts": True,  # no prompt files in the folder: must stay silent, not fail
@@ -479,7 +479,7 @@ def _driver(scenario: str, folder: Path, cache: Path) -> None:
             yield from on(Screen.ATTRACT)
             yield from open_pin()
             verdicts = []
-            for pin in ("1111", "2222", "3333", PIN):
+            for pin in ("111111", "222222", "333333", PIN):
                 result = yield from enter_pin(pin)
                 verdicts.append(str(result.verdict))
             report["verdicts"] = verdicts

@@ -1,4 +1,5 @@
-"""The UI's decisions that need no window: colours, screen choice, the PIN lock, the [ui] config."""
+"""The UI's decisions that need no window: colours, screen choice, the [ui] config (the PIN lock:
+test_maintenance_pin.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import pytest
 
 from config import Config, ConfigError, load_config
 from kiosk.flow.states import State
-from kiosk.pinlock import PinLock, PinVerdict, pin_sha256
 from kiosk.ui.accessibility import WCAG_AA_TEXT, contrast_ratio, mm_to_px
 from kiosk.ui.palette import HEX, TEXT_PAIRS
 
@@ -73,39 +73,6 @@ def test_every_state_has_a_screen():
         screen_for(state, Screen.ATTRACT)  # no KeyError
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_pin_lock_counts_failures_locks_and_reopens(store):
-    clock = _Clock()
-
-    def lock() -> PinLock:  # a fresh app, as after a restart: only the store remembers
-        return PinLock(
-            store, pin_sha256("2468"), max_failures=3, lockout_s=300, now=clock, training=lambda: False
-        )
-
-    assert lock().attempt("0000").verdict is PinVerdict.WRONG
-    assert lock().attempt("1111").failures_left == 1
-    locked = lock().attempt("2222")
-    assert locked.verdict is PinVerdict.LOCKED and locked.locked_for_s == 300
-    assert lock().attempt("2468").verdict is PinVerdict.LOCKED  # even the right PIN
-    clock.now += 301
-    assert lock().attempt("2468").verdict is PinVerdict.OPEN
-    assert lock().attempt("0000").failures_left == 2  # a success starts the count again
-    actions = [e.data["audit"] for e in store.outbox.pending(100) if e.type == "audit"]
-    assert actions.count("maintenance_pin_locked_out") == 1 and "maintenance_opened" in actions
-
-
-def test_no_pin_configured_means_no_maintenance(store):
-    lock = PinLock(store, None, max_failures=3, lockout_s=60, now=time.time, training=lambda: False)
-    assert lock.attempt("0000").verdict is PinVerdict.DISABLED
-
-
 def test_ui_section_defaults_and_checks(tmp_path):
     ui = Config().ui
     assert ui.dpi == 96 and ui.rotation == 0 and ui.language == "id" and not ui.spoken_prompts
@@ -113,13 +80,8 @@ def test_ui_section_defaults_and_checks(tmp_path):
     file.write_text("[ui]\nrotation = 45\n")
     with pytest.raises(ConfigError, match=r"ui\.rotation"):
         load_config(file)
-    file.write_text('[ui]\nmaintenance_pin_sha256 = "1234"\n')
-    with pytest.raises(ConfigError, match="maintenance_pin_sha256"):
-        load_config(file)
-    file.write_text(f'[ui]\nmaintenance_pin_sha256 = "{pin_sha256("2468")}"\nrotation = 90\n')
-    config = load_config(file)
-    assert config.ui.rotation == 90
-    assert config.masked()["ui"]["maintenance_pin_sha256"] == "***"
+    file.write_text("[ui]\nrotation = 90\n")
+    assert load_config(file).ui.rotation == 90
 
 
 def test_touch_target_size_follows_the_display_density():
