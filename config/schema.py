@@ -52,6 +52,15 @@ class SecuritySection(Section):
     fleet_key_file: Path = Path("keys/fleet.key")
 
 
+class PrivacySection(Section):
+    """Pseudonyms in telemetry (kiosk.pseudonyms, docs/privacy.md)."""
+
+    # How long one document keeps one pseudonym on this kiosk; its key is destroyed afterwards.
+    # Bounded: a longer epoch links more of one traveller's crossings at the hub.
+    pseudonym_epoch_s: int = Field(86_400, ge=3_600, le=7 * 86_400)
+    pseudonym_key_dir: Path = Path("keys/pseudonym")  # relative to kiosk.data_dir
+
+
 DEVICES = ("document_reader", "camera", "fingerprint", "gate", "chip")
 
 
@@ -270,6 +279,7 @@ class Config(Section):
     kiosk: KioskSection = KioskSection()
     store: StoreSection = StoreSection()
     security: SecuritySection = SecuritySection()
+    privacy: PrivacySection = PrivacySection()
     devices: DevicesSection = DevicesSection()
     face: FaceSection = FaceSection()
     fingerprint: FingerprintPolicySection = FingerprintPolicySection()
@@ -301,6 +311,10 @@ class Config(Section):
     def fleet_key_path(self) -> Path:
         return self._resolve(self.data_dir, self.security.fleet_key_file)
 
+    @property
+    def pseudonym_key_dir(self) -> Path:
+        return self._resolve(self.data_dir, self.privacy.pseudonym_key_dir)
+
     def data_path(self, path: Path | None) -> Path | None:
         """A path from the file, resolved against kiosk.data_dir (``None`` stays ``None``)."""
         return None if path is None else self._resolve(self.data_dir, path)
@@ -331,7 +345,7 @@ def _mask(value: Any, key: str = "") -> Any:
     if (
         any(part in key.lower() for part in SECRET_KEYS)
         and value not in (None, "")
-        and not key.endswith("_file")
+        and not key.endswith(("_file", "_dir"))
     ):
         return "***"
     return value

@@ -175,6 +175,7 @@ def synthetic_watchlist(rows: int, seed: int = 0) -> list[dict[str, str]]:
     """Rows shaped like the real watchlist (keyed hashes only), distinct for distinct seeds."""
     return [
         {
+            "record_id": f"bench-{seed}-{i}",
             "subject_hash": hashlib.sha256(f"{seed}:{i}".encode()).hexdigest(),
             "match_on": "document" if i % 3 else "person",
             "category": "lost_stolen" if i % 2 else "watchlist",

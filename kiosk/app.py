@@ -31,6 +31,7 @@ from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.flow.runner import LaneRunner
 from kiosk.pinlock import DEMO_PIN, Lockout, PinLock
 from kiosk.privacy import IdentifierHasher, load_fleet_key
+from kiosk.pseudonyms import Pseudonymiser
 from kiosk.remote import HubDesk
 from kiosk.simulation.enrolment import SimulatedEnrolment
 from kiosk.simulation.passports import PassportOffice
@@ -221,6 +222,7 @@ def build_kiosk(
                 lane.passport_of = PassportOffice(faces).passport_of
         devices = build_devices(config, lane, faces)
         hasher = IdentifierHasher(key)
+        pseudonyms = Pseudonymiser(config.pseudonym_key_dir, config.privacy.pseudonym_epoch_s, lane.clock.now)
         engine = LaneEngine(
             devices=devices,
             matcher=matcher,
@@ -228,6 +230,7 @@ def build_kiosk(
             chip_trust=TrustCache(store, config).current,
             store=store,
             hasher=hasher,
+            pseudonyms=pseudonyms,
             clock=lane.clock,
             flow=config.flow,
             face=config.face,

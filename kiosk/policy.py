@@ -16,7 +16,7 @@ from kiosk.chip.outcome import ChipOutcome
 from kiosk.documents.mrz import Mrz
 from kiosk.privacy import IdentifierHasher
 from kiosk.reasons import SILENT_ALERT_REASONS, Reason
-from kiosk.reference_data import PolicyRules, ReferenceDataLookup
+from kiosk.reference_data import PolicyRules, ReferenceDataLookup, WatchlistEntry
 
 
 class Decision(StrEnum):
@@ -31,12 +31,26 @@ class DocumentAssessment:
     citizen: bool
     fingerprint_required: bool
     face_match_required: bool
-    document_hash: str
-    watchlist_categories: tuple[str, ...] = ()
+    document_hash: str  # fleet-key hash: for matching on this device, never for an event
+    watchlist_hits: tuple[WatchlistEntry, ...] = ()
 
     @property
     def silent_alerts(self) -> tuple[Reason, ...]:
         return tuple(r for r in self.reasons if r in SILENT_ALERT_REASONS)
+
+    def hit_records(self, reason: Reason) -> list[str | None]:
+        """The hub's ids of the watchlist records behind a silent-alert ``reason``."""
+        category = _SILENT_ALERT_CATEGORY[reason]
+        return [hit.record_id for hit in self.watchlist_hits if hit.category == category]
+
+
+_SILENT_ALERT_CATEGORY = {Reason.WATCHLIST_HIT: "watchlist", Reason.DOCUMENT_LOST_STOLEN: "lost_stolen"}
+
+
+def probable_document_number(mrz: Mrz) -> str:
+    """The number as read, or its OCR repair when only that passes the check digit: the most probable
+    one, so that a watchlisted document read with one wrong character still raises its alert."""
+    return mrz.repaired_document_number or mrz.document_number
 
 
 @dataclass(frozen=True)
@@ -100,8 +114,7 @@ def assess_document(
     if mrz.birth_date is not None and age_on(mrz.birth_date, today) < rules.min_age_years:
         reasons.append(Reason.UNDER_MIN_AGE)
 
-    # The most probable number: a watchlist hit on it still raises its silent alert.
-    document_hash = hasher.document(mrz.issuing_state, mrz.repaired_document_number or mrz.document_number)
+    document_hash = hasher.document(mrz.issuing_state, probable_document_number(mrz))
     entitlement = (
         "citizen" if citizen else _foreign_entitlement(mrz, today, rules, reference_data, document_hash)
     )
@@ -110,7 +123,7 @@ def assess_document(
 
     person_hash = hasher.person(mrz.nationality, mrz.surname, mrz.given_names, mrz.birth_date)
     hits = reference_data.watchlist_hits(document_hash, person_hash)
-    categories = tuple(sorted({hit.category for hit in hits}))
+    categories = {hit.category for hit in hits}
     if "lost_stolen" in categories:
         reasons.append(Reason.DOCUMENT_LOST_STOLEN)
     if "watchlist" in categories:
@@ -126,7 +139,7 @@ def assess_document(
         fingerprint_required=fingerprint,
         face_match_required=rules.face_match_required,
         document_hash=document_hash,
-        watchlist_categories=categories,
+        watchlist_hits=tuple(hits),
     )
 
 

@@ -22,7 +22,8 @@ class FleetKeyError(RuntimeError):
     """The fleet key is missing or malformed."""
 
 
-def _normalise(value: str) -> str:
+def normalise(value: str) -> str:
+    """An identifier as both sides hash it: NFKC, upper case, letters and digits only."""
     text = unicodedata.normalize("NFKC", value).upper()
     return "".join(ch for ch in text if ch.isalnum())
 
@@ -39,14 +40,12 @@ class IdentifierHasher:
 
     def document(self, issuing_state: str, document_number: str) -> str:
         """Hash of a document: issuing state plus number, as numbers are only unique per issuer."""
-        return self._mac("doc", _normalise(issuing_state), _normalise(document_number))
+        return self._mac("doc", normalise(issuing_state), normalise(document_number))
 
     def person(self, nationality: str, surname: str, given_names: str, birth_date: date | None) -> str:
         """Hash of a person's biographic identity, for watchlist entries not tied to one document."""
         born = birth_date.isoformat() if birth_date else ""
-        return self._mac(
-            "person", _normalise(nationality), _normalise(surname), _normalise(given_names), born
-        )
+        return self._mac("person", normalise(nationality), normalise(surname), normalise(given_names), born)
 
 
 def load_fleet_key(path: Path, *, create: bool = False) -> bytes:

@@ -83,6 +83,7 @@ class EVisaRecord:
 
 @dataclass(frozen=True)
 class WatchlistEntry:
+    record_id: str | None  # the hub's id of the record; None if applied before ids existed
     subject_hash: str
     match_on: Literal["document", "person"]
     category: Literal["watchlist", "lost_stolen"]

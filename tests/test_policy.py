@@ -161,11 +161,13 @@ def test_watchlist_by_person_and_lost_stolen_by_document_are_silent_alerts(store
     mrz = doc.mrz()
     watch = [
         {
+            "record_id": "case-17",
             "subject_hash": hasher.person(mrz.nationality, mrz.surname, mrz.given_names, mrz.birth_date),
             "match_on": "person",
             "category": "watchlist",
         },
         {
+            "record_id": "lost-4",
             "subject_hash": hasher.document("SGP", doc.number),
             "match_on": "document",
             "category": "lost_stolen",
@@ -264,10 +266,14 @@ def test_every_combination_of_defects_yields_exactly_its_reasons(store, hasher, 
     watch = []
     if "watchlist" in defects:
         subject = hasher.person(mrz.nationality, mrz.surname, mrz.given_names, mrz.birth_date)
-        watch.append({"subject_hash": subject, "match_on": "person", "category": "watchlist"})
+        watch.append(
+            {"record_id": "w1", "subject_hash": subject, "match_on": "person", "category": "watchlist"}
+        )
     if "lost_stolen" in defects:
         subject = hasher.document(mrz.issuing_state, mrz.document_number)
-        watch.append({"subject_hash": subject, "match_on": "document", "category": "lost_stolen"})
+        watch.append(
+            {"record_id": "l1", "subject_hash": subject, "match_on": "document", "category": "lost_stolen"}
+        )
     load(store, hasher, watch=watch)
     bio = BiometricOutcome(face_acquired=True, face_matched="face_mismatch" not in defects)
     verdict = decide(assess(store, hasher, doc), bio, "gate_down" not in defects)

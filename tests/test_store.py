@@ -95,7 +95,7 @@ def finish(store: Store, txn_id: str, **overrides: Any) -> OutboxEvent:
         "document_format": "TD3",
         "nationality": "MYS",
         "entitlement": "visa_exempt",
-        "document_hash": "ab" * 32,
+        "document_pseudonym": "ab" * 32,
         "face_score": 0.83,
         "face_attempts": 2,
         "face_quality": {"sharpness": 0.7},
@@ -298,7 +298,7 @@ def test_finish_updates_row_and_queues_event(store: Store, clock: FakeClock) -> 
         "document_format": "TD3",
         "nationality": "MYS",
         "entitlement": "visa_exempt",
-        "document_hash": "ab" * 32,
+        "document_pseudonym": "ab" * 32,
         "face": {"score": 0.83, "attempts": 2, "quality": {"sharpness": 0.7}},
         "fingerprint": {"score": None},
         "versions": VERSIONS,
@@ -347,7 +347,7 @@ def test_finishing_twice_or_unknown_id_is_refused(store: Store) -> None:
         ("face_score", float("nan")),
         ("face_quality", {"frame": object()}),
         ("face_attempts", -1),
-        ("document_hash", "A1234567"),  # a raw document number, not its keyed hash
+        ("document_pseudonym", "A1234567"),  # a raw document number, not a pseudonym
         ("fingerprint_score", 0.5),
     ],
 )

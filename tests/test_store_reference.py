@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from hypothesis import given, settings
@@ -52,8 +54,14 @@ def evisa(**overrides: Any) -> dict[str, Any]:
     return record
 
 
-def watch(subject_hash: str, match_on: str = "document", category: str = "watchlist") -> dict[str, str]:
-    return {"subject_hash": subject_hash, "match_on": match_on, "category": category}
+_RECORD_IDS = itertools.count(1)
+
+
+def watch(
+    subject_hash: str, match_on: str = "document", category: str = "watchlist", record_id: str | None = None
+) -> dict[str, str]:
+    record_id = record_id or f"case-{next(_RECORD_IDS)}"  # the hub's own numbering, nothing personal
+    return {"record_id": record_id, "subject_hash": subject_hash, "match_on": match_on, "category": category}
 
 
 def synthetic_hash(label: str) -> str:
@@ -116,8 +124,8 @@ def test_apply_and_look_up_every_dataset(store: Store) -> None:
     assert max_stay == 30
     assert store.reference_data.visa_exempt_max_stay("AUS") is None
     assert hits == [
-        WatchlistEntry(PASSPORT, "document", "lost_stolen"),
-        WatchlistEntry(PERSON, "person", "watchlist"),
+        WatchlistEntry(ANY, PASSPORT, "document", "lost_stolen"),
+        WatchlistEntry(ANY, PERSON, "person", "watchlist"),
     ]
     # A person hash must not match a document entry, nor the other way round.
     assert store.reference_data.watchlist_hits(PERSON, PASSPORT) == []
@@ -154,7 +162,7 @@ def test_new_version_replaces_old_completely(store: Store) -> None:
     store.reference_data.apply("watchlist", "wl-2", [watch(OTHER_PASSPORT, category="lost_stolen")])
     assert store.reference_data.watchlist_hits(PASSPORT, PERSON) == []
     assert store.reference_data.watchlist_hits(OTHER_PASSPORT, PERSON) == [
-        WatchlistEntry(OTHER_PASSPORT, "document", "lost_stolen")
+        WatchlistEntry(ANY, OTHER_PASSPORT, "document", "lost_stolen")
     ]
     assert store.reference_data.dataset_versions() == {"watchlist": "wl-2"}
     store.reference_data.apply("watchlist", "wl-3", [])  # an empty list is a valid, if short, watchlist
@@ -236,6 +244,8 @@ def test_icao_filler_nationality_codes_are_accepted(store: Store) -> None:
         [watch(PASSPORT, match_on="face")],
         [watch(PASSPORT, category="vip")],
         [watch(PASSPORT), watch(PASSPORT)],
+        [watch(PASSPORT, record_id="case-1"), watch(OTHER_PASSPORT, record_id="case-1")],
+        [watch(PASSPORT, record_id="Ahmad bin Ali")],  # an id is a code, not free text
     ],
 )
 def test_bad_watchlist_refused(store: Store, records: list[dict[str, str]]) -> None:
@@ -244,7 +254,7 @@ def test_bad_watchlist_refused(store: Store, records: list[dict[str, str]]) -> N
         store.reference_data.apply("watchlist", "wl-2", records)
     assert store.reference_data.watchlist_hits(PASSPORT, PERSON) == []
     assert store.reference_data.watchlist_hits(OTHER_PASSPORT, PERSON) == [
-        WatchlistEntry(OTHER_PASSPORT, "document", "watchlist")
+        WatchlistEntry(ANY, OTHER_PASSPORT, "document", "watchlist")
     ]
 
 
@@ -374,7 +384,7 @@ def test_second_store_sees_applied_dataset_immediately(store_path: Path) -> None
     with Store.open(store_path) as kiosk, Store.open(store_path) as agent:
         agent.reference_data.apply("watchlist", "wl-1", [watch(PASSPORT)])
         assert kiosk.reference_data.watchlist_hits(PASSPORT, PERSON) == [
-            WatchlistEntry(PASSPORT, "document", "watchlist")
+            WatchlistEntry(ANY, PASSPORT, "document", "watchlist")
         ]
         started = time.monotonic()
         kiosk.reference_data.apply("watchlist", "wl-2", [])

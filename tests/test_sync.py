@@ -69,8 +69,13 @@ def evisa(number: str, until: str = "2027-01-31") -> dict[str, str]:
 EVISA_V1 = [evisa("PA1000001"), evisa("PA1000002"), evisa("PA1000003")]
 EVISA_V2 = [evisa("PA1000001"), evisa("PA1000003"), evisa("PA1000004")]
 WATCHLIST = [
-    {"subject_hash": doc("PX9999999"), "match_on": "document", "category": "lost_stolen"},
-    {"subject_hash": "ab" * 32, "match_on": "person", "category": "watchlist"},
+    {
+        "record_id": "ls-1",
+        "subject_hash": doc("PX9999999"),
+        "match_on": "document",
+        "category": "lost_stolen",
+    },
+    {"record_id": "wl-1", "subject_hash": "ab" * 32, "match_on": "person", "category": "watchlist"},
 ]
 VISA_EXEMPT = [{"nationality": n, "max_stay_days": 30} for n in ("JPN", "SGP", "D<<")]
 POLICY = PolicyRules().model_dump(mode="json")

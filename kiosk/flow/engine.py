@@ -57,8 +57,10 @@ from kiosk.policy import (
     assess_document,
     decide,
     face_reference,
+    probable_document_number,
 )
 from kiosk.privacy import IdentifierHasher
+from kiosk.pseudonyms import Pseudonymiser, PseudonymKeyError
 from kiosk.reasons import Reason
 from kiosk.reference_data import PolicyRules
 from kiosk.remote import HubDesk
@@ -178,6 +180,7 @@ class _Transaction:
     stage_started: float = 0.0
     mrz: Mrz | None = None
     assessment: DocumentAssessment | None = None
+    document_pseudonym: str | None = None
     face_score: float | None = None
     face_attempts: int = 0
     fingerprint_score: int | None = None
@@ -193,6 +196,7 @@ class LaneEngine:
         enrolment: EnrolmentProvider,
         store: Store,
         hasher: IdentifierHasher,
+        pseudonyms: Pseudonymiser,
         clock: Clock,
         flow: FlowSection,
         face: FaceSection,
@@ -219,7 +223,8 @@ class LaneEngine:
         self.matcher = matcher
         self.enrolment = enrolment
         self.store = store
-        self.hasher = hasher
+        self.hasher = hasher  # fleet-key hashes: matching on this device only, never in an event
+        self.pseudonyms = pseudonyms  # what events carry instead
         self.clock = clock
         self.flow = flow
         self.face = face
@@ -330,6 +335,11 @@ class LaneEngine:
             self._store_fault = None
         if self.store.reference_data.policy_rules() is None:
             return "no entitlement policy loaded"
+        try:
+            # Here, between travellers, so an idle kiosk still destroys the last epoch's key on time.
+            self.pseudonyms.rotate()
+        except PseudonymKeyError as exc:
+            return str(exc)
         return None
 
     def self_test(self, rehearsal: Callable[[], AbstractContextManager[object]] | None = None) -> str | None:
@@ -487,8 +497,10 @@ class LaneEngine:
             mrz, self.clock.now().date(), rules, self.store.reference_data, self.hasher
         )
         txn.assessment = assessment
+        txn.document_pseudonym = self.pseudonyms.document(mrz.issuing_state, probable_document_number(mrz))
         for reason in assessment.silent_alerts:
-            self._alert("referral_" + reason.lower(), {"document_hash": assessment.document_hash})
+            # The hub learns which of its records matched, not the document's fleet-key hash.
+            self._alert("referral_" + reason.lower(), {"watchlist_records": assessment.hit_records(reason)})
 
         chip, chip_read = self._chip(txn, mrz, rules)
         # Only reason codes leave the chip stage: DG1 and the portrait end with this transaction.
@@ -829,7 +841,7 @@ class LaneEngine:
             document_format=str(mrz.format) if mrz else None,
             nationality=mrz.nationality if mrz else None,
             entitlement=assessment.entitlement if assessment else None,
-            document_hash=assessment.document_hash if assessment else None,
+            document_pseudonym=txn.document_pseudonym,
             face_score=txn.face_score,
             face_attempts=txn.face_attempts,
             face_quality=txn.quality,

@@ -209,22 +209,23 @@ def reference_datasets(
         for t in travellers
         if t.archetype == "evisa"
     ]
+    # Record ids as a hub numbers its records: nothing of the traveller in them.
     watchlist = [
         {
+            "record_id": f"sim-watch-{i}",
             "subject_hash": hasher.person(t.nationality, t.surname, t.given_names, t.birth_date),
             "match_on": "person",
             "category": "watchlist",
         }
-        for t in travellers
-        if t.archetype == "watchlisted"
+        for i, t in enumerate(t for t in travellers if t.archetype == "watchlisted")
     ] + [
         {
+            "record_id": f"sim-lost-{i}",
             "subject_hash": hasher.document(t.issuing_state, t.document_number),
             "match_on": "document",
             "category": "lost_stolen",
         }
-        for t in travellers
-        if t.archetype == "lost_stolen"
+        for i, t in enumerate(t for t in travellers if t.archetype == "lost_stolen")
     ]
     return {
         Dataset.POLICY: rules.model_dump(mode="json"),

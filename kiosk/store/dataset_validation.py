@@ -50,6 +50,8 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Hash = Annotated[str, StringConstraints(pattern=HASH_PATTERN)]
 Nationality = Annotated[str, StringConstraints(pattern=NATIONALITY_PATTERN)]
 Kind = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+RECORD_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+RecordId = Annotated[str, StringConstraints(pattern=RECORD_ID_PATTERN)]
 
 
 class _Record(BaseModel):
@@ -76,6 +78,9 @@ class VisaExemptRow(_Record):
 
 
 class WatchlistRow(_Record):
+    # The hub's own id of the record: what a hit alert names instead of the keyed hash. Never
+    # derived from the person or the document.
+    record_id: RecordId
     subject_hash: Hash
     match_on: Literal["document", "person"]
     category: Literal["watchlist", "lost_stolen"]
@@ -101,12 +106,13 @@ _ROW_MODELS: dict[Dataset, type[_Record]] = {
     Dataset.CHIP_TRUST: ChipTrustRow,
 }
 
-# What makes two records the same; a repeated key is refused rather than guessed about.
-_IDENTITY: dict[Dataset, tuple[str, ...]] = {
-    Dataset.EVISA: ("document_hash", "nationality", "kind", "valid_from", "valid_until"),
-    Dataset.VISA_EXEMPT: ("nationality",),
-    Dataset.WATCHLIST: ("subject_hash", "match_on", "category"),
-    Dataset.CHIP_TRUST: ("sha256",),
+# What makes two records the same (each key separately); a repeated key is refused rather than
+# guessed about.
+_IDENTITY: dict[Dataset, tuple[tuple[str, ...], ...]] = {
+    Dataset.EVISA: (("document_hash", "nationality", "kind", "valid_from", "valid_until"),),
+    Dataset.VISA_EXEMPT: (("nationality",),),
+    Dataset.WATCHLIST: (("subject_hash", "match_on", "category"), ("record_id",)),
+    Dataset.CHIP_TRUST: (("sha256",),),
 }
 
 
@@ -197,7 +203,7 @@ def _validate_rows(dataset: Dataset, version: str, records: object, sha256: str)
     if isinstance(records, Mapping | str | bytes) or not isinstance(records, Sequence):
         raise _refuse(dataset, version, [f"records must be a list of objects, not {type(records).__name__}"])
     model = _ROW_MODELS[dataset]
-    identity = _IDENTITY[dataset]
+    identities = _IDENTITY[dataset]
     problems: list[str] = []
     rows: list[dict[str, Any]] = []
     seen: dict[tuple[Any, ...], int] = {}
@@ -212,11 +218,12 @@ def _validate_rows(dataset: Dataset, version: str, records: object, sha256: str)
             problems.extend(_format_errors(prefix, exc))
             continue
         row = parsed.model_dump(mode="json")
-        key = tuple(row[column] for column in identity)
-        if key in seen:
-            problems.append(f"{prefix}duplicates record {seen[key]}")
+        keys = [(identity, *(row[column] for column in identity)) for identity in identities]
+        duplicated = next((seen[key] for key in keys if key in seen), None)
+        if duplicated is not None:
+            problems.append(f"{prefix}duplicates record {duplicated}")
             continue
-        seen[key] = index
+        seen.update(dict.fromkeys(keys, index))
         rows.append(row)
     if not problems and dataset in _DATASET_CHECKS:
         problems = _DATASET_CHECKS[dataset](rows)

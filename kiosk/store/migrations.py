@@ -173,10 +173,16 @@ _V3 = (
     """,
 )
 
+# Each watchlist record's own id from the hub (non-personal), so a hit alert can name the record that
+# matched without the document's keyed hash, which stays on the device. Rows applied before this
+# have none (NULL) until the hub's next watchlist version.
+_V4 = ("ALTER TABLE ref_watchlist ADD COLUMN record_id TEXT",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "transactions, outbox, reference data, meta", _run(_V1)),
     Migration(2, "remote requests from the hub", _run(_V2)),
     Migration(3, "chip trust store dataset", _run(_V3)),
+    Migration(4, "watchlist record ids", _run(_V4)),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

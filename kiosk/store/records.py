@@ -62,6 +62,10 @@ FORBIDDEN_PAYLOAD_KEYS = frozenset(
         "fingerprint_template",
     }
 )
+# Fleet-key hashes (kiosk.privacy): fine in the hub's bundles, which bring them to the device, but the
+# same on every kiosk for years, so in an event they would let the hub link a passport's crossings.
+# Events carry kiosk.pseudonyms' rotating pseudonym instead.
+DEVICE_ONLY_KEYS = frozenset({"document_hash", "person_hash", "subject_hash"})
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,8 @@ def _walk(value: object, where: str) -> None:
                 raise ValueError(f"{where}: key {key!r} is not a string")
             if key.lower() in FORBIDDEN_PAYLOAD_KEYS:
                 raise ValueError(f"{where}.{key}: personal or biometric data must never be stored")
+            if key.lower() in DEVICE_ONLY_KEYS:
+                raise ValueError(f"{where}.{key}: a fleet-key hash never leaves the device (use a pseudonym)")
             _walk(item, f"{where}.{key}")
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):

@@ -150,13 +150,13 @@ class ReferenceData:
     def watchlist_hits(self, document_hash: str, person_hash: str) -> list[WatchlistEntry]:
         with self._core.read("look up watchlist") as db:
             rows = db.execute(
-                "SELECT subject_hash, match_on, category FROM ref_watchlist"
+                "SELECT record_id, subject_hash, match_on, category FROM ref_watchlist"
                 " WHERE (subject_hash = ? AND match_on = 'document')"
                 " OR (subject_hash = ? AND match_on = 'person')"
-                " ORDER BY match_on, category",
+                " ORDER BY match_on, category, record_id",
                 (document_hash, person_hash),
             ).fetchall()
-        return [WatchlistEntry(subject_hash=s, match_on=m, category=c) for s, m, c in rows]
+        return [WatchlistEntry(record_id=i, subject_hash=s, match_on=m, category=c) for i, s, m, c in rows]
 
     def dataset_versions(self) -> dict[str, str]:
         with self._core.read("read dataset versions") as db:

@@ -48,8 +48,9 @@ class FinishedTransaction:
     document_format: str | None = None
     nationality: str | None = None
     entitlement: str | None = None
-    # Keyed hash of the document number (kiosk.privacy.IdentifierHasher).
-    document_hash: str | None = None
+    # The document's pseudonym in this kiosk's current epoch (kiosk.pseudonyms), never the fleet-key
+    # hash, which would link the traveller across kiosks and years.
+    document_pseudonym: str | None = None
     face_score: float | None = None
     face_attempts: int = 0
     face_quality: Mapping[str, float] = field(default_factory=dict)
@@ -121,7 +122,7 @@ def _checked(record: FinishedTransaction) -> FinishedTransaction:
         document_format=_code("document_format", record.document_format, _SHORT_CODE),
         nationality=_code("nationality", record.nationality, _NATIONALITY),
         entitlement=_code("entitlement", record.entitlement, _SHORT_CODE),
-        document_hash=_code("document_hash", record.document_hash, _HASH),
+        document_pseudonym=_code("document_pseudonym", record.document_pseudonym, _HASH),
         face_score=None if record.face_score is None else float(_number("face_score", record.face_score)),
         face_quality={key: float(value) for key, value in quality.items()},
     )
@@ -138,7 +139,7 @@ def _event_payload(checked: FinishedTransaction, row: Mapping[str, Any]) -> dict
         "document_format": checked.document_format,
         "nationality": checked.nationality,
         "entitlement": checked.entitlement,
-        "document_hash": checked.document_hash,
+        "document_pseudonym": checked.document_pseudonym,
         "face": {
             "score": checked.face_score,
             "attempts": checked.face_attempts,
