@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract import schema
 from contract.broker import TlsOptions, parse_broker
 from contract.bundles import (
     BUNDLE_SCHEMA,
@@ -302,7 +303,13 @@ def _sign(args: argparse.Namespace) -> int:
         base_version=args.base_version,
         issued_at=issued_at,
     )
-    sys.stdout.write(encode(bundle).decode("utf-8") + "\n")
+    payload = encode(bundle)
+    # Checked against the contract here, where the operator can fix it (a watchlist record without its
+    # record_id ...), rather than refused by every kiosk of the site with a sync_rejected alert.
+    problems = schema.problems(Topics(args.site, "hub").sync(bundle["dataset"]), payload)
+    if problems:
+        raise ValueError("the kiosks would refuse this bundle: " + "; ".join(problems[:5]))
+    sys.stdout.write(payload.decode("utf-8") + "\n")
     return 0
 
 

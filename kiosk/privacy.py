@@ -1,8 +1,10 @@
 """Keyed hashing of personal identifiers.
 
-Document numbers never leave the device, nor rest in reference data, in clear: both the hub (when
-it builds watchlists and e-visa bundles) and the kiosk (when it looks a traveller up) hash them with
-HMAC-SHA256 under the per-fleet key, so matching works while the hash is useless without the key.
+Document numbers never rest in reference data in clear: both the hub (when it builds watchlists and
+e-visa bundles) and the kiosk (when it looks a traveller up) hash them with HMAC-SHA256 under the
+per-fleet key, so matching works while the hash is useless without the key. These hashes are for
+matching on the device only and never go into an event: being the same on every kiosk for years,
+they would link a passport's crossings (events carry :mod:`kiosk.pseudonyms` instead).
 """
 
 from __future__ import annotations

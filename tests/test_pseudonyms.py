@@ -140,3 +140,20 @@ def test_events_carry_an_epoch_pseudonym_never_the_fleet_key_hash(kiosk, tmp_pat
 def test_the_outbox_refuses_a_fleet_key_hash(kiosk):
     with pytest.raises(ValueError, match="fleet-key hash"):
         kiosk.store.outbox.add("alert", {"alert": "referral_watchlist_hit", "document_hash": "ab" * 32})
+
+
+def test_hub_refuses_to_sign_a_watchlist_without_record_ids(tmp_path, capsys):
+    from hub.__main__ import main as hub_main
+
+    assert hub_main(["keygen", "--out", str(tmp_path), "--role", "sync"]) == 0
+    records = tmp_path / "watchlist.json"
+    row = {"subject_hash": "ab" * 32, "match_on": "document", "category": "watchlist"}
+    common = ["sign-bundle", "--key", str(tmp_path / "hub_sync_key.pem"), "--site", "lampung-barat"]
+    common += ["--dataset", "watchlist", "--version", "w1", "--records", str(records)]
+    records.write_text(json.dumps([row]))
+    capsys.readouterr()
+    assert hub_main(common) == 2
+    assert "record_id" in capsys.readouterr().err
+    records.write_text(json.dumps([{**row, "record_id": "case-1"}]))
+    assert hub_main(common) == 0
+    assert json.loads(capsys.readouterr().out)["records"][0]["record_id"] == "case-1"
