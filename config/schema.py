@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contract.broker import check_transport
 from drivers.registry import BackendSection, backends
 
 SECRET_KEYS = frozenset({"password", "pin", "key", "secret", "token"})
@@ -236,6 +237,18 @@ class AgentSection(Section):
     outbox_retention_days: float = Field(30.0, gt=0, le=3650)
     backoff_initial_s: float = Field(0.5, gt=0, le=60)
     backoff_max_s: float = Field(30.0, gt=0, le=3600)
+    # Plain mqtt:// to anything but loopback: events and commands in clear on the network. For a lab
+    # bench only; the agent logs a warning at every start while it is set.
+    insecure_plain_mqtt_lab_only: bool = False
+
+    @model_validator(mode="after")
+    def _transport(self) -> AgentSection:
+        check_transport(
+            self.broker,
+            sends_password=self.password_file is not None,
+            plain_allowed_off_loopback=self.insecure_plain_mqtt_lab_only,
+        )
+        return self
 
 
 class Config(Section):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common.backoff import Backoff
 from config import Config
-from contract.broker import TlsOptions, parse_broker
+from contract.broker import PLAIN_MQTT_LAB_KEY, TlsOptions, check_transport, is_loopback, parse_broker
 from contract.signing import load_public_key
 from contract.topics import Topics
 from edge_agent.ack import AckHandler, hub_ack_seq
@@ -43,7 +43,20 @@ class Overrides:
 
 def publisher_options(config: Config, over: Overrides) -> PublisherOptions:
     agent = config.agent
-    scheme, host, port = parse_broker(over.broker or agent.broker)
+    url = over.broker or agent.broker
+    # Again here: --broker overrides the URL the configuration was validated with.
+    check_transport(
+        url,
+        sends_password=agent.password_file is not None,
+        plain_allowed_off_loopback=agent.insecure_plain_mqtt_lab_only,
+    )
+    scheme, host, port = parse_broker(url)
+    if scheme == "mqtt" and not is_loopback(host):
+        log.warning(
+            "INSECURE (agent.%s): plain MQTT to %s, events and commands cross the network in clear",
+            PLAIN_MQTT_LAB_KEY,
+            host,
+        )
     tls = None
     if scheme == "mqtts":
         if agent.tls.ca_file is None:
