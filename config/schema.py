@@ -251,6 +251,19 @@ class AgentSection(Section):
         return self
 
 
+class PrivacySection(Section):
+    """Personal data kept on the device (issue 12: data at rest, retention)."""
+
+    # Keep a referred traveller's MRZ details for the officer, sealed (AES-GCM) under the device's data
+    # key; off, nothing personal is stored at all. Only the technician's file sets it, never the hub.
+    keep_referral_details: bool = False
+    # Relative to kiosk.data_dir: the device's own AES key, made on first start.
+    data_key_file: Path = Path("keys/data.key")
+    # Transactions, sealed referrals and hub requests are deleted this many days after the hub has
+    # stored the events that report them; undelivered ones are never deleted.
+    retention_days: int = Field(30, ge=1, le=365)
+
+
 class Config(Section):
     kiosk: KioskSection = KioskSection()
     store: StoreSection = StoreSection()
@@ -263,6 +276,7 @@ class Config(Section):
     simulation: SimulationSection = SimulationSection()
     ui: UiSection = UiSection()
     agent: AgentSection = AgentSection()
+    privacy: PrivacySection = PrivacySection()
 
     # Not part of the file: where it came from, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -285,6 +299,10 @@ class Config(Section):
     @property
     def fleet_key_path(self) -> Path:
         return self._resolve(self.data_dir, self.security.fleet_key_file)
+
+    @property
+    def data_key_path(self) -> Path:
+        return self._resolve(self.data_dir, self.privacy.data_key_file)
 
     def data_path(self, path: Path | None) -> Path | None:
         """A path from the file, resolved against kiosk.data_dir (``None`` stays ``None``)."""

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from config import Config, ConfigError, load_config
+from kiosk.at_rest import private_umask
 
 EXIT_UNUSABLE_INPUT = 2
 EXIT_CANNOT_SERVE = 3
@@ -169,6 +170,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_umask()
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
