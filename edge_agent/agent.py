@@ -101,6 +101,16 @@ def compact_outbox(store: Store, retention: timedelta) -> list[Outgoing]:
     return []
 
 
+def purge_expired(store: Store, retention_days: int) -> list[Outgoing]:
+    """Beside compaction: transactions, referrals and hub requests the hub has had for the period."""
+    counts = store.retention.purge(
+        acked_through=hub_ack_seq(store), now=datetime.now(UTC), retention_days=retention_days
+    )
+    if any(counts.values()):
+        log.info("retention purged %s", counts)
+    return []
+
+
 def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
     """Raises ValueError/OSError for unusable settings (bad URL, unreadable key or password file)."""
     agent = config.agent
@@ -137,6 +147,7 @@ def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
         Periodic(STATE_CHECK_S, state.produce, reset=state.reset),
         Periodic(agent.metrics_interval_s, metrics.produce),
         Periodic(COMPACT_EVERY_S, lambda: compact_outbox(store, retention)),
+        Periodic(COMPACT_EVERY_S, lambda: purge_expired(store, config.privacy.retention_days)),
     ]
     publisher = Publisher(store, topics, options, inbound, periodic)
     if command_key is not None:

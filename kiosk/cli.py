@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--config", type=Path)
 
+    erase = sub.add_parser(
+        "erase",
+        help="decommissioning: remove this kiosk's databases, keys, logs and caches (not software)",
+    )
+    erase.add_argument("--config", type=Path, help="TOML configuration file, for its data_dir")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
     from kiosk.chip.cli import add_parser as add_chip_parser
 
     add_chip_parser(sub)
@@ -191,4 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(args)
     if args.command == "screenshots":
         return _screenshots(args)
+    if args.command == "erase":
+        from kiosk.erase import run as run_erase
+
+        return run_erase(_load(args.config), yes=args.yes)
     return _run(args)

@@ -20,6 +20,7 @@ from kiosk.store.outbox import Outbox
 from kiosk.store.reference_data import ReferenceData
 from kiosk.store.referrals import SealedReferrals
 from kiosk.store.requests import HubRequests
+from kiosk.store.retention import Retention
 from kiosk.store.transactions import Transactions
 
 
@@ -34,6 +35,7 @@ class Store:
         self.reference_data = ReferenceData(core)
         self.requests = HubRequests(core)
         self.referrals = SealedReferrals(core)
+        self.retention = Retention(core, self.outbox)
 
     @classmethod
     def open(
