@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from common.pinhash import PinHash
+from contract.broker import check_transport
 from drivers.registry import BackendSection, backends
 
 SECRET_KEYS = frozenset({"password", "pin", "key", "secret", "token"})
@@ -50,15 +51,6 @@ class SecuritySection(Section):
     # Relative to kiosk.data_dir. Only an all-simulated kiosk may create its own; a kiosk with real
     # devices must be provisioned with the fleet's key or its hashes would match nothing.
     fleet_key_file: Path = Path("keys/fleet.key")
-
-
-class PrivacySection(Section):
-    """Pseudonyms in telemetry (kiosk.pseudonyms, docs/privacy.md)."""
-
-    # How long one document keeps one pseudonym on this kiosk; its key is destroyed afterwards.
-    # Bounded: a longer epoch links more of one traveller's crossings at the hub.
-    pseudonym_epoch_s: int = Field(86_400, ge=3_600, le=7 * 86_400)
-    pseudonym_key_dir: Path = Path("keys/pseudonym")  # relative to kiosk.data_dir
 
 
 DEVICES = ("document_reader", "camera", "fingerprint", "gate", "chip")
@@ -273,13 +265,43 @@ class AgentSection(Section):
     outbox_retention_days: float = Field(30.0, gt=0, le=3650)
     backoff_initial_s: float = Field(0.5, gt=0, le=60)
     backoff_max_s: float = Field(30.0, gt=0, le=3600)
+    # Plain mqtt:// to anything but loopback: events and commands in clear on the network. For a lab
+    # bench only; the agent logs a warning at every start while it is set.
+    insecure_plain_mqtt_lab_only: bool = False
+
+    @model_validator(mode="after")
+    def _transport(self) -> AgentSection:
+        check_transport(
+            self.broker,
+            sends_password=self.password_file is not None,
+            plain_allowed_off_loopback=self.insecure_plain_mqtt_lab_only,
+        )
+        return self
+
+
+class PrivacySection(Section):
+    """Personal data on the device and in telemetry: pseudonyms, sealed referrals, retention
+    (kiosk.pseudonyms, kiosk.referrals, kiosk.store.retention; docs/privacy.md)."""
+
+    # How long one document keeps one pseudonym on this kiosk; its key is destroyed afterwards.
+    # Bounded: a longer epoch links more of one traveller's crossings at the hub.
+    pseudonym_epoch_s: int = Field(86_400, ge=3_600, le=7 * 86_400)
+    pseudonym_key_dir: Path = Path("keys/pseudonym")  # relative to kiosk.data_dir
+
+    # Keep a referred traveller's MRZ details for the officer, sealed (AES-GCM) under the device's data
+    # key; off, nothing personal is stored at all. Only the technician's file sets it, never the hub.
+    keep_referral_details: bool = False
+    # Relative to kiosk.data_dir: the device's own AES key, made on first start.
+    data_key_file: Path = Path("keys/data.key")
+    # Transactions, sealed referrals and hub requests are deleted this many days after the hub has
+    # stored the events that report them; undelivered ones are never deleted.
+    retention_days: int = Field(30, ge=1, le=365)
 
 
 class Config(Section):
     kiosk: KioskSection = KioskSection()
     store: StoreSection = StoreSection()
     security: SecuritySection = SecuritySection()
-    privacy: PrivacySection = PrivacySection()
     devices: DevicesSection = DevicesSection()
     face: FaceSection = FaceSection()
     fingerprint: FingerprintPolicySection = FingerprintPolicySection()
@@ -288,6 +310,7 @@ class Config(Section):
     simulation: SimulationSection = SimulationSection()
     ui: UiSection = UiSection()
     agent: AgentSection = AgentSection()
+    privacy: PrivacySection = PrivacySection()
 
     # Not part of the file: where it came from, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -314,6 +337,10 @@ class Config(Section):
     @property
     def pseudonym_key_dir(self) -> Path:
         return self._resolve(self.data_dir, self.privacy.pseudonym_key_dir)
+
+    @property
+    def data_key_path(self) -> Path:
+        return self._resolve(self.data_dir, self.privacy.data_key_file)
 
     def data_path(self, path: Path | None) -> Path | None:
         """A path from the file, resolved against kiosk.data_dir (``None`` stays ``None``)."""

@@ -11,6 +11,10 @@ BUNDLE_SCHEMA = 1
 # Checked before parsing: a 100k-row watchlist is ~13 MB, and json.loads of an unbounded message could
 # take the agent's memory (and the device's link to the hub) with it.
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
+# The brokers' max_packet_size (deploy/mosquitto/mosquitto.conf): the largest bundle a kiosk accepts,
+# plus 1 MiB for the fixed header, topic and MQTT 5 properties (a few hundred bytes in practice). A
+# larger packet is cut off by the broker from its length header, before it is buffered or fanned out.
+MAX_PACKET_BYTES = MAX_BUNDLE_BYTES + 1024 * 1024
 KINDS = ("full", "delta")
 FIELDS = frozenset(
     {

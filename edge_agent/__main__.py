@@ -16,6 +16,7 @@ from types import FrameType
 
 from config import ConfigError, load_config
 from edge_agent.agent import Overrides, build_publisher
+from kiosk.at_rest import ExposedDataError, check_private, database_files, private_umask
 from kiosk.store import Store, StoreError
 
 
@@ -26,6 +27,12 @@ def _run(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     db = args.db or config.store_path
+    secrets = [config.data_path(config.agent.password_file), config.data_path(config.agent.tls.key_file)]
+    try:
+        check_private([*database_files(db), *(path for path in secrets if path is not None)])
+    except ExposedDataError as exc:
+        print(f"cannot start the agent: {exc}", file=sys.stderr)
+        return 3
     try:
         store = Store.open(db)
     except StoreError as exc:
@@ -60,6 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_umask()
     parser = argparse.ArgumentParser(prog="python -m edge_agent", description="Gerbang edge agent")
     sub = parser.add_subparsers(dest="command", required=True)
     outbox = sub.add_parser("outbox", help="show the outbox backlog of a kiosk database")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from common.backoff import Backoff
 from config import Config
-from contract.broker import TlsOptions, parse_broker
+from contract.broker import PLAIN_MQTT_LAB_KEY, TlsOptions, check_transport, is_loopback, parse_broker
 from contract.signing import load_public_key
 from contract.topics import Topics
 from edge_agent.ack import AckHandler, hub_ack_seq
@@ -43,7 +43,20 @@ class Overrides:
 
 def publisher_options(config: Config, over: Overrides) -> PublisherOptions:
     agent = config.agent
-    scheme, host, port = parse_broker(over.broker or agent.broker)
+    url = over.broker or agent.broker
+    # Again here: --broker overrides the URL the configuration was validated with.
+    check_transport(
+        url,
+        sends_password=agent.password_file is not None,
+        plain_allowed_off_loopback=agent.insecure_plain_mqtt_lab_only,
+    )
+    scheme, host, port = parse_broker(url)
+    if scheme == "mqtt" and not is_loopback(host):
+        log.warning(
+            "INSECURE (agent.%s): plain MQTT to %s, events and commands cross the network in clear",
+            PLAIN_MQTT_LAB_KEY,
+            host,
+        )
     tls = None
     if scheme == "mqtts":
         if agent.tls.ca_file is None:
@@ -88,6 +101,16 @@ def compact_outbox(store: Store, retention: timedelta) -> list[Outgoing]:
     return []
 
 
+def purge_expired(store: Store, retention_days: int) -> list[Outgoing]:
+    """Beside compaction: transactions, referrals and hub requests the hub has had for the period."""
+    counts = store.retention.purge(
+        acked_through=hub_ack_seq(store), now=datetime.now(UTC), retention_days=retention_days
+    )
+    if any(counts.values()):
+        log.info("retention purged %s", counts)
+    return []
+
+
 def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
     """Raises ValueError/OSError for unusable settings (bad URL, unreadable key or password file)."""
     agent = config.agent
@@ -124,6 +147,7 @@ def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
         Periodic(STATE_CHECK_S, state.produce, reset=state.reset),
         Periodic(agent.metrics_interval_s, metrics.produce),
         Periodic(COMPACT_EVERY_S, lambda: compact_outbox(store, retention)),
+        Periodic(COMPACT_EVERY_S, lambda: purge_expired(store, config.privacy.retention_days)),
     ]
     publisher = Publisher(store, topics, options, inbound, periodic)
     if command_key is not None:

@@ -33,6 +33,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from contract.bundles import MAX_PACKET_BYTES
 from contract.topics import OFFLINE, ONLINE, Topics
 from edge_agent.metrics import MetricsReporter
 from edge_agent.state import StateReporter
@@ -102,7 +103,7 @@ class Broker:
         config = workdir / "mosquitto.conf"
         config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 1000000\n",
+            f"max_queued_messages 1000000\nmax_packet_size {MAX_PACKET_BYTES}\n",
             encoding="utf-8",
         )
         self._log = (workdir / "mosquitto.log").open("wb")

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from hub import broker_acl, bundles, consume_cli
 from hub.signer import keygen, load_private_key, sign_command
+from kiosk.at_rest import private_umask
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_umask()
     parser = argparse.ArgumentParser(prog="python -m hub", description="Gerbang hub tools")
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("keygen", help="create one of the hub's Ed25519 key pairs (command or sync)")

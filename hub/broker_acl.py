@@ -126,5 +126,7 @@ def run(args: argparse.Namespace) -> int:
         # Written beside and renamed: mosquitto reloading on SIGHUP never reads half a file.
         tmp = args.out.with_name(args.out.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
+        # Not secret, and mosquitto reads it as its group (root:mosquitto): readable past the hub's umask.
+        tmp.chmod(0o640)
         tmp.replace(args.out)
     return 0

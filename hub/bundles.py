@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 
 from contract import schema
-from contract.broker import TlsOptions, parse_broker
+from contract.broker import TlsOptions, check_transport, parse_broker
 from contract.bundles import (
     BUNDLE_SCHEMA,
     CONFIG_DATASET,
@@ -315,6 +315,9 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     scheme, host, port = parse_broker(args.broker)
+    check_transport(
+        args.broker, sends_password=args.password_file is not None, plain_allowed_off_loopback=True
+    )
     raw = sys.stdin.buffer.read() if str(args.bundle) == "-" else args.bundle.read_bytes()
     payload = raw.strip()
     if len(payload) > MAX_BUNDLE_BYTES:

@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from contract import schema
-from contract.broker import TlsOptions, parse_broker
+from contract.broker import TlsOptions, check_transport, parse_broker
 from hub.consumer import EventConsumer
 from hub.ledger import EventLedger
 from hub.signer import load_private_key
@@ -62,6 +62,10 @@ def _consume(args: argparse.Namespace) -> int:
     )
     try:
         scheme, host, port = parse_broker(args.broker)
+        # The hub's own host is the operator's choice; only the password-in-clear rule applies here.
+        check_transport(
+            args.broker, sends_password=args.password_file is not None, plain_allowed_off_loopback=True
+        )
         key = load_private_key(args.command_key)
         password = args.password_file.read_text(encoding="utf-8").strip() if args.password_file else None
         if scheme == "mqtts" and args.ca_file is None:

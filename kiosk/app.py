@@ -25,6 +25,7 @@ from drivers.simulated.lane import (
     SimulatedLane,
     fingerprint_template,
 )
+from kiosk.at_rest import check_private, database_files, private_dir
 from kiosk.chip.trust_source import TrustCache
 from kiosk.enrolment import EnrolmentProvider, NoEnrolment
 from kiosk.flow.engine import Devices, LaneEngine
@@ -32,7 +33,9 @@ from kiosk.flow.runner import LaneRunner
 from kiosk.pinlock import DEMO_PIN, Lockout, PinLock
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.pseudonyms import Pseudonymiser
+from kiosk.referrals import ReferralVault
 from kiosk.remote import HubDesk
+from kiosk.sealing import Sealer, load_data_key
 from kiosk.simulation.enrolment import SimulatedEnrolment
 from kiosk.simulation.passports import PassportOffice
 from kiosk.simulation.population import FaceImages
@@ -187,7 +190,8 @@ def build_kiosk(
     fingerprint_templates: Callable[[int], bytes] = fingerprint_template,
     simulated_travellers: bool = True,
 ) -> Kiosk:
-    """Build the lane from ``config``. Raises ConfigError, StoreError or FleetKeyError.
+    """Build the lane from ``config``. Raises ConfigError, StoreError, FleetKeyError, DataKeyError or
+    ExposedDataError (a database or key open to other users).
 
     The devices may be in-process simulations or real drivers (on real hardware or on their
     wire-protocol simulators). With ``simulated_travellers`` the people at the gate are the simulated
@@ -209,10 +213,15 @@ def build_kiosk(
         )
     matcher = build_face_matcher(config)
     # The data directory is the kiosk's own; an explicitly placed database must already have its home.
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store.open(store_path or config.store_path)
+    private_dir(config.data_dir)
+    database = store_path or config.store_path
+    check_private(database_files(database))
+    store = Store.open(database)
     try:
+        # First: it makes the keys directory 0700 before any key is written into it.
+        data_key = load_data_key(config.data_key_path)
         key = load_fleet_key(config.fleet_key_path, create=simulated_travellers)
+        check_private((config.fleet_key_path.parent, config.fleet_key_path))
         if lane is None:
             lane = SimulatedLane(SimulatedClock(), config.simulation.device_delay_s)
         enrolment: EnrolmentProvider = NoEnrolment()
@@ -223,6 +232,7 @@ def build_kiosk(
         devices = build_devices(config, lane, faces)
         hasher = IdentifierHasher(key)
         pseudonyms = Pseudonymiser(config.pseudonym_key_dir, config.privacy.pseudonym_epoch_s, lane.clock.now)
+        vault = ReferralVault(store, Sealer(data_key)) if config.privacy.keep_referral_details else None
         engine = LaneEngine(
             devices=devices,
             matcher=matcher,
@@ -243,6 +253,7 @@ def build_kiosk(
             },
             training=config.kiosk.training,
             desk=HubDesk(store, heartbeat_s=config.agent.heartbeat_s),
+            referrals=vault,
         )
     except BaseException:
         store.close()

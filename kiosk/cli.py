@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from config import Config, ConfigError, load_config
+from kiosk.at_rest import private_umask
 
 EXIT_UNUSABLE_INPUT = 2
 EXIT_CANNOT_SERVE = 3
@@ -64,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--travellers", type=int, default=1000)
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--config", type=Path)
+
+    erase = sub.add_parser(
+        "erase",
+        help="decommissioning: remove this kiosk's databases, keys, logs and caches (not software)",
+    )
+    erase.add_argument("--config", type=Path, help="TOML configuration file, for its data_dir")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     from kiosk.chip.cli import add_parser as add_chip_parser
 
@@ -174,6 +182,7 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_umask()
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
@@ -198,4 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(args)
     if args.command == "screenshots":
         return _screenshots(args)
+    if args.command == "erase":
+        from kiosk.erase import run as run_erase
+
+        return run_erase(_load(args.config), yes=args.yes)
     return _run(args)

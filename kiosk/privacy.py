@@ -17,6 +17,8 @@ import unicodedata
 from datetime import date
 from pathlib import Path
 
+from kiosk.at_rest import private_dir
+
 FLEET_KEY_BYTES = 32
 
 
@@ -57,7 +59,7 @@ def load_fleet_key(path: Path, *, create: bool = False) -> bytes:
             raise FleetKeyError(
                 f"fleet key file {path} does not exist (provision it with `python -m provisioning`)"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(FLEET_KEY_BYTES) + "\n")

@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from kiosk.at_rest import private_umask
 from kiosk.privacy import FleetKeyError, load_fleet_key
 
 
 def main(argv: list[str] | None = None) -> int:
+    private_umask()
     parser = argparse.ArgumentParser(prog="python -m provisioning", description="Gerbang technician tasks")
     sub = parser.add_subparsers(dest="command", required=True)
     key = sub.add_parser("fleet-key", help="create a new random fleet key file (mode 0600); never overwrites")

@@ -13,7 +13,7 @@ from kiosk.app import Kiosk, build_kiosk
 from kiosk.privacy import IdentifierHasher
 from kiosk.store import Store
 from tests import lfw
-from tests.mqtt_broker import MosquittoBroker, site_broker_queue_settings
+from tests.mqtt_broker import MosquittoBroker, site_broker_limits
 
 TODAY = date(2026, 11, 27)
 
@@ -45,9 +45,9 @@ def sim_config(tmp_path: Path) -> Config:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A real mosquitto on a free loopback port, for this test only, with the deployed site broker's queue
-    limits: Mosquitto's default (1,000 queued per client) drops messages for a subscriber that falls
-    behind, as a test's own subscriber does on a loaded machine."""
-    running = MosquittoBroker(tmp_path, extra=site_broker_queue_settings())
+    and packet-size limits: Mosquitto's default (1,000 queued per client) drops messages for a subscriber
+    that falls behind, as a test's own subscriber does on a loaded machine."""
+    running = MosquittoBroker(tmp_path, extra=site_broker_limits())
     running.start()
     try:
         yield running

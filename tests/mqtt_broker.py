@@ -20,15 +20,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def site_broker_queue_settings() -> tuple[str, ...]:
-    """The queue limits of the shipped site-broker config, so the test proves what is deployed."""
+def site_broker_limits() -> tuple[str, ...]:
+    """The queue and packet-size limits of the shipped site-broker config, so tests prove what is deployed."""
     conf = SITE_BROKER_CONF
     lines = tuple(
         line.strip()
         for line in conf.read_text(encoding="utf-8").splitlines()
-        if line.startswith("max_queued_")
+        if line.startswith(("max_queued_", "max_packet_size "))
     )
     assert any(line.startswith("max_queued_messages ") for line in lines), f"{conf} sets no queue limit"
+    assert any(line.startswith("max_packet_size ") for line in lines), f"{conf} sets no packet limit"
     return lines
 
 

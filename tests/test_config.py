@@ -60,7 +60,9 @@ def test_version_changes_with_content(tmp_path):
 
 def test_masked_hides_secrets_but_not_file_paths():
     fingerprint = {"backend": "serial", "port": "/dev/x", "options": {"password": 1234}}
-    masked = Config(devices={"fingerprint": fingerprint}, agent={"password_file": "/k"}).masked()
+    masked = Config(
+        devices={"fingerprint": fingerprint}, agent={"broker": "mqtts://h:8883", "password_file": "/k"}
+    ).masked()
     assert masked["devices"]["fingerprint"]["options"]["password"] == "***"
     assert masked["agent"]["password_file"] == "/k"
 

@@ -33,7 +33,7 @@ from edge_agent.commands import CommandHandler
 from hub.consumer import EventConsumer
 from hub.signer import sign_command
 from kiosk.store import Store
-from tests.mqtt_broker import MosquittoBroker, site_broker_queue_settings
+from tests.mqtt_broker import MosquittoBroker, site_broker_limits
 from tests.test_edge_agent import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -462,7 +462,7 @@ def test_slow_subscriber_does_not_slow_the_drain(
     1000 behind, even a connected one. The site broker (deploy/mosquitto/mosquitto.conf) raises it
     above the largest burst a hub consumer may lag behind; the seq-gap resend is the backstop.
     """
-    extra = site_broker_queue_settings() if lossless else ()
+    extra = site_broker_limits() if lossless else ()
     events = 2000 if lossless else 1500
     broker, hub, store, agent, drain_s = drain_with_slow_hub(tmp_path, keys, extra, events)
     try:

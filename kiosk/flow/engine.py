@@ -63,6 +63,7 @@ from kiosk.privacy import IdentifierHasher
 from kiosk.pseudonyms import Pseudonymiser, PseudonymKeyError
 from kiosk.reasons import Reason
 from kiosk.reference_data import PolicyRules
+from kiosk.referrals import ReferralVault
 from kiosk.remote import HubDesk
 from kiosk.store import FinishedTransaction, Store, StoreError
 from models.matching import FaceMatcher, FaceObservation, ModelUnavailable, ReferencePortrait
@@ -206,8 +207,11 @@ class LaneEngine:
         chip_trust: Callable[[], TrustStore] = TrustStore,
         training: bool = False,
         desk: HubDesk | None = None,
+        referrals: ReferralVault | None = None,
     ) -> None:
         self.devices = devices
+        # Set only when the configuration keeps referral details for the officer (sealed).
+        self.referrals = referrals
         self.chip_trust = chip_trust  # the trust store in force (kiosk.chip.trust_source.TrustCache)
         self._background = _BackgroundThread("chip-read")
         self.doors = DoorController(
@@ -849,6 +853,8 @@ class LaneEngine:
         )
         try:
             self.store.transactions.finish(record)
+            if self.referrals is not None and mrz is not None and outcome.decision == "REFER":
+                self.referrals.keep(txn.id, mrz, outcome.reasons)
         except StoreError as exc:
             # The row stays in_progress and is marked aborted at the next start: nothing is lost silently.
             self._store_failed(exc)

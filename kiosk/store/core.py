@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from kiosk.at_rest import create_private_file
 from kiosk.store import migrations
 from kiosk.store.errors import StoreError, store_error
 from kiosk.store.records import to_iso
@@ -81,6 +82,11 @@ class StoreCore:
         """See :meth:`kiosk.store.Store.open`."""
         path = Path(path)
         _check_location(path)
+        try:
+            # Created 0600 before SQLite sees it: SQLite gives the -wal and -shm files the database's mode.
+            create_private_file(path)
+        except OSError as exc:
+            raise StoreError(f"store {path}: cannot create the database file: {exc}", path=path) from exc
         try:
             conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -161,10 +167,12 @@ class StoreCore:
                 "busy_timeout_ms": int(pragma("busy_timeout")),
                 "size_bytes": int(pragma("page_count")) * page_size,
                 "max_bytes": int(pragma("max_page_count")) * page_size,
+                "secure_delete": int(pragma("secure_delete")),
             }
 
     def backup(self, destination: Path) -> None:
         """A consistent copy of the whole database at ``destination`` (SQLite online backup)."""
+        create_private_file(destination)
         with self.read("back up") as db, contextlib.closing(sqlite3.connect(str(destination))) as target:
             db.conn.backup(target)
 
@@ -229,6 +237,9 @@ def _configure(db: Database, path: Path, busy_timeout_s: float, max_bytes: int |
         raise StoreError(f"store {path}: cannot enable WAL journal mode (got {mode!r})", path=path)
     # Per connection, not persistent: every connection (this one, the edge agent's) must set it.
     db.execute("PRAGMA synchronous = FULL")
+    # Deleted rows (purged transactions, compacted events) are overwritten with zeros, not left in free
+    # pages for anyone with the file to read back. Per connection too; set whatever the build default.
+    db.execute("PRAGMA secure_delete = ON")
     db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
     if max_bytes is not None:
         page_size = int(db.execute("PRAGMA page_size").fetchone()[0])

@@ -177,12 +177,25 @@ _V3 = (
 # matched without the document's keyed hash, which stays on the device. Rows applied before this
 # have none (NULL) until the hub's next watchlist version.
 _V4 = ("ALTER TABLE ref_watchlist ADD COLUMN record_id TEXT",)
+# Personal details kept for an officer's referral, only ever as AES-GCM ciphertext (kiosk.referrals).
+_V5 = (
+    """
+    CREATE TABLE referrals (
+        id TEXT PRIMARY KEY,
+        transaction_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        sealed BLOB NOT NULL
+    )
+    """,
+    "CREATE INDEX referrals_transaction ON referrals (transaction_id)",
+)
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "transactions, outbox, reference data, meta", _run(_V1)),
     Migration(2, "remote requests from the hub", _run(_V2)),
     Migration(3, "chip trust store dataset", _run(_V3)),
     Migration(4, "watchlist record ids", _run(_V4)),
+    Migration(5, "sealed referral details", _run(_V5)),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -18,7 +18,9 @@ from typing import Any, Self
 from kiosk.store.core import DEFAULT_BUSY_TIMEOUT_S, Meta, StoreCore
 from kiosk.store.outbox import Outbox
 from kiosk.store.reference_data import ReferenceData
+from kiosk.store.referrals import SealedReferrals
 from kiosk.store.requests import HubRequests
+from kiosk.store.retention import Retention
 from kiosk.store.transactions import Transactions
 
 
@@ -32,6 +34,8 @@ class Store:
         self.transactions = Transactions(core, self.outbox)
         self.reference_data = ReferenceData(core)
         self.requests = HubRequests(core)
+        self.referrals = SealedReferrals(core)
+        self.retention = Retention(core, self.outbox)
 
     @classmethod
     def open(
