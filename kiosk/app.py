@@ -28,6 +28,8 @@ from kiosk.chip.trust_source import TrustCache
 from kiosk.enrolment import EnrolmentProvider, NoEnrolment
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.flow.runner import LaneRunner
+from kiosk.ledger.device_key import load_device_key
+from kiosk.ledger.startup import check_at_start
 from kiosk.pinlock import DEMO_PIN, PinLock, pin_sha256
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.remote import HubDesk
@@ -185,7 +187,9 @@ def build_kiosk(
     fingerprint_templates: Callable[[int], bytes] = fingerprint_template,
     simulated_travellers: bool = True,
 ) -> Kiosk:
-    """Build the lane from ``config``. Raises ConfigError, StoreError or FleetKeyError.
+    """Build the lane from ``config``. Raises ConfigError, StoreError, FleetKeyError or DeviceKeyError.
+
+    The audit ledger is verified here; one that does not verify leaves the engine out of service.
 
     The devices may be in-process simulations or real drivers (on real hardware or on their
     wire-protocol simulators). With ``simulated_travellers`` the people at the gate are the simulated
@@ -240,6 +244,7 @@ def build_kiosk(
             training=config.kiosk.training,
             desk=HubDesk(store, heartbeat_s=config.agent.heartbeat_s),
         )
+        engine.ledger_problem = check_at_start(store, load_device_key(config.device_key_path)).problem
     except BaseException:
         store.close()
         raise
