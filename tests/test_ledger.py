@@ -243,3 +243,12 @@ def test_store_answers_root_and_proofs_like_a_tree_in_memory(db: Path) -> None:
                 tree.subtree, size // 2, size
             )
         assert store.ledger.inclusion_proof(11, 16) == merkle.inclusion_proof(tree.subtree, 11, 16)
+
+
+def test_bench_builds_a_ledger_that_verifies_and_measures_it() -> None:
+    from kiosk.ledger.bench import run_bench
+
+    result = run_bench(3000, 20)
+    assert result["verify"]["entries"] == 3000 and result["verify"]["seconds"] > 0
+    assert result["append_per_transaction_us"]["ratio"] > 0
+    assert result["proof_us"]["inclusion"] > 0
