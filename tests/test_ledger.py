@@ -4,18 +4,22 @@ and `ledger verify` naming every edit, deletion and reordering made to the SQLit
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlite_utils import Database
 
 from contract import merkle
 from contract.tree_head import TreeHead
 from kiosk.cli import main
+from kiosk.ledger.bench import run_bench
 from kiosk.ledger.device_key import public_pem
-from kiosk.store import Store
+from kiosk.store import Store, migrations
 from kiosk.store.ledger_verify import verify
 from tests.ledger_fixtures import HASH, entry, populate, raw, rebuild_nodes, rewrite_entry
 
@@ -178,8 +182,6 @@ def test_compaction_below_the_watermark_is_not_tampering(db: Path) -> None:
     with Store.open(db) as store:
         store.meta.set("hub_ack_seq", "10")
         store.outbox.mark_delivered(range(1, 11))
-        from datetime import UTC, datetime, timedelta
-
         assert (
             store.outbox.compact(acked_through=10, delivered_before=datetime.now(UTC) + timedelta(days=1))
             == 10
@@ -246,9 +248,31 @@ def test_store_answers_root_and_proofs_like_a_tree_in_memory(db: Path) -> None:
 
 
 def test_bench_builds_a_ledger_that_verifies_and_measures_it() -> None:
-    from kiosk.ledger.bench import run_bench
-
     result = run_bench(3000, 20)
     assert result["verify"]["entries"] == 3000 and result["verify"]["seconds"] > 0
     assert result["append_per_transaction_us"]["ratio"] > 0
     assert result["proof_us"]["inclusion"] > 0
+
+
+def test_a_store_from_before_the_ledger_upgrades_and_verifies(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    migrations.migrate(Database(conn), path, migrations.MIGRATIONS[:3])
+    conn.execute(
+        "INSERT INTO transactions (id, started_at, finished_at, status, decision) VALUES"
+        " ('old', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', 'finished', 'OPEN')"
+    )
+    conn.execute(
+        "INSERT INTO outbox (event_id, type, ts, payload)"
+        " VALUES ('e', 'help', '2026-01-01T00:00:00.000Z', '{}')"
+    )
+    conn.commit()
+    conn.close()
+    with Store.open(path) as store:
+        populate(store, Ed25519PrivateKey.generate(), transactions=3)
+        result = verify(store.ledger)
+        assert result.ok, result.problem
+        assert (result.entries, result.outbox_rows, result.transactions) == (4, 5, 4)
+    with raw(path) as conn:  # a new event's link to the ledger cut: named
+        conn.execute("UPDATE outbox SET ledger_index = NULL WHERE seq = 3")
+    assert problem_of(path) == "outbox seq 3: has no ledger entry"
