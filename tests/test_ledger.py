@@ -276,3 +276,11 @@ def test_a_store_from_before_the_ledger_upgrades_and_verifies(tmp_path: Path) ->
     with raw(path) as conn:  # a new event's link to the ledger cut: named
         conn.execute("UPDATE outbox SET ledger_index = NULL WHERE seq = 3")
     assert problem_of(path) == "outbox seq 3: has no ledger entry"
+
+
+def test_events_name_their_ledger_entry(store: Store) -> None:
+    first = store.outbox.add("help", {"state": "idle", "transaction_id": None})
+    second = store.outbox.add("help", {"state": "idle", "transaction_id": None})
+    assert (first.ledger_index, second.ledger_index) == (0, 1)
+    assert [e.ledger_index for e in store.outbox.pending(10)] == [0, 1]
+    assert json.loads(store.ledger.entry(1))["seq"] == second.seq

@@ -21,7 +21,7 @@ from kiosk.store.core import MAX_PAGE_ROWS, StoreCore, enum_value, page_limit, q
 from kiosk.store.ledger_entries import make_entry
 from kiosk.store.records import EventType, OutboxEvent, check_payload, dumps, from_iso, new_id, to_iso
 
-_COLUMNS = 'seq, event_id, type, ts, "schema", payload, training, delivered_at'
+_COLUMNS = 'seq, event_id, type, ts, "schema", payload, training, delivered_at, ledger_index'
 # Keeps `IN (...)` lists well under SQLite's bound-parameter limit on old builds.
 _IN_CHUNK = 500
 
@@ -36,6 +36,7 @@ def _event_from_row(row: Mapping[str, Any]) -> OutboxEvent:
         payload=row["payload"],
         training=bool(row["training"]),
         delivered_at=from_iso(row["delivered_at"]) if row["delivered_at"] else None,
+        ledger_index=row["ledger_index"],
     )
 
 
@@ -84,6 +85,7 @@ class Outbox:
             schema=schema,
             payload=payload_json,
             training=training,
+            ledger_index=index,
         )
 
     def add(
