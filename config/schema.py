@@ -51,6 +51,9 @@ class SecuritySection(Section):
     # Relative to kiosk.data_dir. Only an all-simulated kiosk may create its own; a kiosk with real
     # devices must be provisioned with the fleet's key or its hashes would match nothing.
     fleet_key_file: Path = Path("keys/fleet.key")
+    # Relative to kiosk.data_dir: the device's Ed25519 key that signs the audit ledger's heads
+    # (kiosk.ledger.device_key); created 0600 on first start when absent.
+    device_key_file: Path = Path("keys/device_ed25519.pem")
 
 
 DEVICES = ("document_reader", "camera", "fingerprint", "gate", "chip")
@@ -341,6 +344,10 @@ class Config(Section):
     @property
     def data_key_path(self) -> Path:
         return self._resolve(self.data_dir, self.privacy.data_key_file)
+
+    @property
+    def device_key_path(self) -> Path:
+        return self._resolve(self.data_dir, self.security.device_key_file)
 
     def data_path(self, path: Path | None) -> Path | None:
         """A path from the file, resolved against kiosk.data_dir (``None`` stays ``None``)."""

@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
-from contract.topics import ROOT
+from contract.topics import LEDGER_HEAD_SEGMENT, ROOT
 
 BASE_URI = "https://schemas.gerbang.example/mqtt/v1/"
 SUFFIX = ".schema.json"
@@ -108,6 +108,8 @@ def schema_name(topic: str) -> str:
         return "sync-bundle"
     if len(parts) == 5 and parts[4] in ("availability", "state", "metrics", "ack"):
         return parts[4]
+    if len(parts) == 5 and parts[4] == LEDGER_HEAD_SEGMENT:
+        return "tree-head"
     if kind == "events" and parts[5] in EVENT_TYPES:
         return f"event-{parts[5]}"
     if kind == "cmd":

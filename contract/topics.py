@@ -12,6 +12,7 @@ ROOT = "gerbang/v1"
 ONLINE = "online"
 OFFLINE = "offline"
 RESERVED_KIOSK_IDS = frozenset({"sync"})
+LEDGER_HEAD_SEGMENT = "ledger_head"
 # Same rule as the kiosk config ids: no MQTT wildcards or separators can sneak into a topic.
 SEGMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -77,3 +78,8 @@ class Topics:
     def ack(self) -> str:
         """The hub's retained, signed watermark: every seq up to it is durably stored at the hub."""
         return f"{self.base}/ack"
+
+    @property
+    def ledger_head(self) -> str:
+        """The kiosk's retained signed tree head of its audit ledger (contract.tree_head)."""
+        return f"{self.base}/{LEDGER_HEAD_SEGMENT}"

@@ -30,6 +30,8 @@ from kiosk.chip.trust_source import TrustCache
 from kiosk.enrolment import EnrolmentProvider, NoEnrolment
 from kiosk.flow.engine import Devices, LaneEngine
 from kiosk.flow.runner import LaneRunner
+from kiosk.ledger.device_key import load_device_key
+from kiosk.ledger.startup import check_at_start
 from kiosk.pinlock import DEMO_PIN, Lockout, PinLock
 from kiosk.privacy import IdentifierHasher, load_fleet_key
 from kiosk.pseudonyms import Pseudonymiser
@@ -190,8 +192,10 @@ def build_kiosk(
     fingerprint_templates: Callable[[int], bytes] = fingerprint_template,
     simulated_travellers: bool = True,
 ) -> Kiosk:
-    """Build the lane from ``config``. Raises ConfigError, StoreError, FleetKeyError, DataKeyError or
-    ExposedDataError (a database or key open to other users).
+    """Build the lane from ``config``. Raises ConfigError, StoreError, FleetKeyError, DataKeyError,
+    DeviceKeyError or ExposedDataError (a database or key open to other users).
+
+    The audit ledger is verified here; one that does not verify leaves the engine out of service.
 
     The devices may be in-process simulations or real drivers (on real hardware or on their
     wire-protocol simulators). With ``simulated_travellers`` the people at the gate are the simulated
@@ -255,6 +259,9 @@ def build_kiosk(
             desk=HubDesk(store, heartbeat_s=config.agent.heartbeat_s),
             referrals=vault,
         )
+        device_key = load_device_key(config.device_key_path)
+        check_private((config.device_key_path,))
+        engine.ledger_problem = check_at_start(store, device_key).problem
     except BaseException:
         store.close()
         raise

@@ -74,8 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     from kiosk.chip.cli import add_parser as add_chip_parser
+    from kiosk.ledger.cli import add_parser as add_ledger_parser
 
     add_chip_parser(sub)
+    add_ledger_parser(sub)
     return parser
 
 
@@ -203,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         from kiosk.chip.cli import run as run_chip
 
         return run_chip(args)
+    if args.command == "ledger":
+        from kiosk.ledger.cli import run as run_ledger
+
+        return run_ledger(args)
     if args.command == "bench":
         return _bench(args)
     if args.command == "screenshots":

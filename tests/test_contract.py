@@ -31,7 +31,7 @@ def imported_after(statement: str) -> set[str]:
 def test_contract_imports_nothing_of_the_kiosk_the_agent_or_the_hub() -> None:
     modules = imported_after(
         "import contract.broker, contract.bundles, contract.commands, contract.schema, contract.signing,"
-        " contract.topics; contract.schema.schemas()"
+        " contract.topics, contract.merkle, contract.tree_head; contract.schema.schemas()"
     )
     assert "contract" in modules
     assert not modules & {"kiosk", "edge_agent", "hub", "drivers", "models", "provisioning"}

@@ -623,6 +623,7 @@ def test_asyncapi_document_matches_the_schemas_and_the_topic_tree() -> None:
         "state": "send",
         "metrics": "send",
         "events": "send",
+        "ledgerHead": "send",
         "commands": "receive",
         "commandResults": "send",
         "ack": "receive",

@@ -242,6 +242,9 @@ class LaneEngine:
         self._lock = threading.Lock()
         self._txn: _Transaction | None = None
         self.out_of_service_reason: str | None = None
+        # Set by the composition root when the audit ledger did not verify at start (kiosk.ledger.startup):
+        # the lane stays closed until a restart finds it intact.
+        self.ledger_problem: str | None = None
         # Set by a failed write; the lane stays closed until a write succeeds again.
         self._store_fault: str | None = None
         self._frame_sink: Callable[[Frame], None] | None = None
@@ -322,6 +325,8 @@ class LaneEngine:
         Out of service, every device must be fully healthy before the lane reopens; in service, a
         degraded device (e.g. one reporting noise) may go on serving.
         """
+        if self.ledger_problem is not None:
+            return self.ledger_problem
         if self.desk.closed_reason is not None:
             return self.desk.closed_reason
         strict = self._state is State.OUT_OF_SERVICE

@@ -177,6 +177,7 @@ _V3 = (
 # matched without the document's keyed hash, which stays on the device. Rows applied before this
 # have none (NULL) until the hub's next watchlist version.
 _V4 = ("ALTER TABLE ref_watchlist ADD COLUMN record_id TEXT",)
+
 # Personal details kept for an officer's referral, only ever as AES-GCM ciphertext (kiosk.referrals).
 _V5 = (
     """
@@ -190,12 +191,43 @@ _V5 = (
     "CREATE INDEX referrals_transaction ON referrals (transaction_id)",
 )
 
+# The tamper-evident audit ledger (kiosk.store.ledger): an RFC 9162 Merkle tree over one entry per
+# outbox event. `idx` from 0 (AUTOINCREMENT only so sqlite_sequence remembers the highest index ever
+# written, a second witness of deleted tail entries). Interior nodes are the perfect subtrees
+# completed by each append, keyed by `pos` = (last leaf index << 6) | level, so the rowid order is
+# the order a verifier recomputes them in, and any node is one rowid lookup.
+_V6 = (
+    """
+    CREATE TABLE ledger (
+        idx INTEGER PRIMARY KEY AUTOINCREMENT,
+        entry BLOB NOT NULL,
+        leaf BLOB NOT NULL,
+        transaction_id TEXT
+    )
+    """,
+    "CREATE INDEX ledger_transaction ON ledger (transaction_id) WHERE transaction_id IS NOT NULL",
+    "CREATE TABLE ledger_nodes (pos INTEGER PRIMARY KEY, hash BLOB NOT NULL)",
+    """
+    CREATE TABLE ledger_heads (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        size INTEGER NOT NULL,
+        root BLOB NOT NULL,
+        ts TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        signature BLOB NOT NULL
+    )
+    """,
+    "CREATE TABLE ledger_keys (key_id TEXT PRIMARY KEY, public_key BLOB NOT NULL)",
+    "ALTER TABLE outbox ADD COLUMN ledger_index INTEGER",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "transactions, outbox, reference data, meta", _run(_V1)),
     Migration(2, "remote requests from the hub", _run(_V2)),
     Migration(3, "chip trust store dataset", _run(_V3)),
     Migration(4, "watchlist record ids", _run(_V4)),
     Migration(5, "sealed referral details", _run(_V5)),
+    Migration(6, "audit ledger (Merkle tree of the outbox events, signed heads)", _run(_V6)),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -4,6 +4,8 @@ The lane writes events (in the same SQLite transaction as the fact they report, 
 :mod:`kiosk.store.transactions`); the edge agent, a separate process with its own store, reads them
 in ``seq`` order, marks them delivered on the broker's acknowledgement, and re-queues ranges the hub
 reports missing. ``seq`` is AUTOINCREMENT, so a number is never reused, even after compaction.
+Every event also gets an entry in the audit ledger (:mod:`kiosk.store.ledger`) in the same write;
+the row keeps its ``ledger_index``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from kiosk.store import ledger
 from kiosk.store.core import MAX_PAGE_ROWS, StoreCore, enum_value, page_limit, query_one
+from kiosk.store.ledger_entries import make_entry
 from kiosk.store.records import EventType, OutboxEvent, check_payload, dumps, from_iso, new_id, to_iso
 
-_COLUMNS = 'seq, event_id, type, ts, "schema", payload, training, delivered_at'
+_COLUMNS = 'seq, event_id, type, ts, "schema", payload, training, delivered_at, ledger_index'
 # Keeps `IN (...)` lists well under SQLite's bound-parameter limit on old builds.
 _IN_CHUNK = 500
 
@@ -32,6 +36,7 @@ def _event_from_row(row: Mapping[str, Any]) -> OutboxEvent:
         payload=row["payload"],
         training=bool(row["training"]),
         delivered_at=from_iso(row["delivered_at"]) if row["delivered_at"] else None,
+        ledger_index=row["ledger_index"],
     )
 
 
@@ -55,18 +60,23 @@ class Outbox:
     def insert(
         self, db: Database, event_type: EventType, payload: Mapping[str, Any], *, training: bool, schema: int
     ) -> OutboxEvent:
-        """Queue an event inside a write the caller holds, so it commits with the fact it reports."""
+        """Queue an event inside a write the caller holds, so it commits with the fact it reports, and
+        append its audit-ledger entry in the same write."""
         check_payload(payload)
         payload_json = dumps(payload)
         event_id = new_id()
         ts = self._core.timestamp()
+        # The write lock (BEGIN IMMEDIATE) is held, so no other process can take this index meanwhile.
+        index = ledger.size(db)
         cursor = db.execute(
-            'INSERT INTO outbox (event_id, type, ts, "schema", payload, training) VALUES (?, ?, ?, ?, ?, ?)',
-            (event_id, event_type.value, ts, schema, payload_json, int(training)),
+            'INSERT INTO outbox (event_id, type, ts, "schema", payload, training, ledger_index)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event_id, event_type.value, ts, schema, payload_json, int(training), index),
         )
         seq = cursor.lastrowid
         if seq is None:  # pragma: no cover - sqlite3 always sets it after a successful INSERT
             raise self._core.error("outbox insert returned no seq")
+        ledger.append(db, index, make_entry(index, event_type, seq, event_id, ts, payload, payload_json))
         return OutboxEvent(
             seq=seq,
             event_id=event_id,
@@ -75,6 +85,7 @@ class Outbox:
             schema=schema,
             payload=payload_json,
             training=training,
+            ledger_index=index,
         )
 
     def add(

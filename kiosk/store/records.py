@@ -80,6 +80,8 @@ class OutboxEvent:
     payload: str
     training: bool
     delivered_at: datetime | None = None
+    # The event's entry in the audit ledger (kiosk.store.ledger); None for events from before it.
+    ledger_index: int | None = None
 
     @property
     def data(self) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 ``store.transactions`` (traveller records), ``store.outbox`` (events for the hub),
 ``store.reference_data`` (synced datasets and their lookups), ``store.requests`` (the hub-request
-mailbox) and ``store.meta`` (small named values) all go through one :class:`StoreCore`, so they share
-one connection and one lock, and a part can write together with another in one SQLite transaction
-(a finished transaction and its event).
+mailbox), ``store.ledger`` (the audit ledger over every event) and ``store.meta`` (small named
+values) all go through one :class:`StoreCore`, so they share one connection and one lock, and a part
+can write together with another in one SQLite transaction (a finished transaction, its event and
+its ledger entry).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from kiosk.store.core import DEFAULT_BUSY_TIMEOUT_S, Meta, StoreCore
+from kiosk.store.ledger import Ledger
 from kiosk.store.outbox import Outbox
 from kiosk.store.reference_data import ReferenceData
 from kiosk.store.referrals import SealedReferrals
@@ -36,6 +38,7 @@ class Store:
         self.requests = HubRequests(core)
         self.referrals = SealedReferrals(core)
         self.retention = Retention(core, self.outbox)
+        self.ledger = Ledger(core)
 
     @classmethod
     def open(
