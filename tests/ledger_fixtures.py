@@ -33,7 +33,8 @@ def populate(store: Store, key: Ed25519PrivateKey, transactions: int = 12) -> li
         if hit:
             referred.append(txn)
             store.outbox.add(
-                "alert", {"alert": "referral_watchlist_hit", "transaction_id": txn, "document_hash": HASH}
+                "alert",
+                {"alert": "referral_watchlist_hit", "transaction_id": txn, "document_pseudonym": HASH},
             )
         if i == transactions // 2:
             store.ledger.sign_head(key)

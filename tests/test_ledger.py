@@ -50,7 +50,7 @@ def test_every_event_has_its_entry_and_no_personal_data(db: Path) -> None:
         assert [row[3] for row in events] == list(range(len(events))) == list(range(16))
         bodies = [bytes(r[0]) for r in conn.execute("SELECT entry FROM ledger ORDER BY idx")]
         first = entry(conn, 0)
-    assert HASH.encode() not in b"".join(bodies)  # the document hash stays in the outbox only
+    assert HASH.encode() not in b"".join(bodies)  # the pseudonym stays in the outbox only
     assert set(first) == {
         "index",
         "kind",
