@@ -4,6 +4,7 @@ Everything reads its settings from here; this package imports no kiosk code, and
 only their configuration sections (``drivers.registry``), so a driver never depends on the kiosk.
 """
 
+from config.floors import SafetyFloorError
 from config.load import (
     HUB_CONFIG_FILE,
     HUB_SETTABLE,
@@ -21,6 +22,7 @@ from config.schema import (
     FaceSection,
     FingerprintPolicySection,
     FlowSection,
+    SafetySection,
     SimulationSection,
     UiSection,
 )
@@ -37,6 +39,8 @@ __all__ = [
     "FaceSection",
     "FingerprintPolicySection",
     "FlowSection",
+    "SafetyFloorError",
+    "SafetySection",
     "SimulationSection",
     "UiSection",
     "check_hub_settings",

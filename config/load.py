@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from config.floors import check_settings_floors
 from config.schema import DEVICES, Config
 from drivers.registry import backends
 
@@ -73,15 +74,22 @@ def check_hub_settings(settings: object) -> dict[str, dict[str, Any]]:
 
 
 def with_hub_settings(config: Config, settings: object, version: str) -> Config:
-    """``config`` with the hub's settings merged over it; ValueError naming the key if they are invalid."""
+    """``config`` with the hub's settings merged over it; ValueError naming the key if they are invalid
+    (:class:`config.floors.SafetyFloorError` when one goes past the file's ``[safety]`` ceilings)."""
     checked = check_hub_settings(settings)
     merged = config.model_dump(mode="json")
     for section, values in checked.items():
         merged[section] = {**merged.get(section, {}), **values}
     try:
-        return Config.model_validate({**merged, "base_dir": config.base_dir, "hub_settings_version": version})
+        result = Config.model_validate(
+            {**merged, "base_dir": config.base_dir, "hub_settings_version": version}
+        )
     except ValidationError as exc:
         raise ValueError(describe(exc)) from None
+    # After validation (types and ranges known good), and at every start too: a settings file written
+    # before a ceiling was lowered, or edited by hand, is ignored like any other unusable one.
+    check_settings_floors(checked, config.safety)
+    return result
 
 
 def _merge_hub_settings(config: Config) -> Config:

@@ -301,6 +301,33 @@ class PrivacySection(Section):
     retention_days: int = Field(30, ge=1, le=365)
 
 
+class SafetySection(Section):
+    """``[safety]``: floors and ceilings that no signed bundle from the hub can go past.
+
+    One stolen or misused sync key must not lower the guard of a whole fleet: a ``policy`` or ``config``
+    bundle past any of these is refused as a whole (config.floors, kiosk.safety_floors). Only the
+    technician's own file sets them; they bind what the hub sends, not what this file says.
+    """
+
+    # A policy may turn the face check on, never off.
+    face_match_required: bool = True
+    # The least use of the passport chip a policy may ask for (never < if_present < always).
+    min_chip_required: Literal["never", "if_present", "always"] = "if_present"
+    # A policy may raise the minimum traveller age, never lower it below this (safeguarding minors).
+    min_age_years: int = Field(14, ge=0, le=120)
+    # Fleet settings: more attempts or a looser operating point give an impostor more chances.
+    max_face_attempts: int = Field(3, ge=1, le=10)
+    max_fingerprint_attempts: int = Field(3, ge=1, le=10)
+    # The loosest false-match rate face.operating_point may name.
+    max_face_fmr: float = Field(1e-3, gt=0, le=1)
+    # The door backstops (doors.*): an alarm later than this leaves a held door unnoticed.
+    max_door_backstop_s: PositiveSeconds = 120.0
+    # Privacy: how long delivered events may stay on the device.
+    max_outbox_retention_days: float = Field(90.0, gt=0, le=3650)
+    # Security: how old a signed command may be and still be obeyed (a longer window helps a replay).
+    max_command_freshness_s: float = Field(300.0, ge=5, le=3600)
+
+
 class Config(Section):
     kiosk: KioskSection = KioskSection()
     store: StoreSection = StoreSection()
@@ -314,6 +341,7 @@ class Config(Section):
     ui: UiSection = UiSection()
     agent: AgentSection = AgentSection()
     privacy: PrivacySection = PrivacySection()
+    safety: SafetySection = SafetySection()
 
     # Not part of the file: where it came from, so relative paths resolve against it.
     base_dir: Path = Field(default=Path("."), exclude=True)

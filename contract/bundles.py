@@ -7,7 +7,8 @@ from typing import Any
 
 from contract.signing import canonical
 
-BUNDLE_SCHEMA = 1
+# 2: bundles name the fleet key their records were hashed under (fleet_key_id).
+BUNDLE_SCHEMA = 2
 # Checked before parsing: a 100k-row watchlist is ~13 MB, and json.loads of an unbounded message could
 # take the agent's memory (and the device's link to the hub) with it.
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
@@ -27,6 +28,7 @@ FIELDS = frozenset(
         "site",
         "records",
         "records_sha256",
+        "fleet_key_id",
         "signature",
     }
 )
@@ -38,6 +40,17 @@ DATASETS = REFERENCE_DATASETS | {CONFIG_DATASET}
 # Sent whole only: policy and config are one object, not a list of rows; chip_trust is a few hundred
 # certificates that change a few times a year, and a master list is one record anyway.
 FULL_ONLY = frozenset({"policy", "chip_trust", CONFIG_DATASET})
+# Records that are keyed hashes under the fleet key (document and person hashes): a bundle of these names
+# the key it was hashed under, and a kiosk holding another key refuses it - its lookups would match nothing.
+HASHED_DATASETS = frozenset({"evisa", "watchlist"})
+FLEET_KEY_ID_LENGTH = 16
+_FLEET_KEY_ID_DOMAIN = b"gerbang/fleet-key-id/v1\x00"
+
+
+def fleet_key_id(key: bytes) -> str:
+    """The public name of a fleet key: 64 bits of a domain-separated SHA-256 of it, enough to tell keys
+    apart and useless for hashing anything (the key itself never leaves the kiosk or the hub)."""
+    return hashlib.sha256(_FLEET_KEY_ID_DOMAIN + key).hexdigest()[:FLEET_KEY_ID_LENGTH]
 
 
 def normalised(records: Any) -> Any:

@@ -18,6 +18,7 @@ from edge_agent.metrics import MetricsReporter
 from edge_agent.publisher import Inbound, Outgoing, Periodic, Publisher, PublisherOptions
 from edge_agent.state import StateReporter, software_version
 from edge_agent.sync import SyncHandler
+from kiosk.privacy import read_fleet_key_id
 from kiosk.store import Store
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,10 @@ def build_publisher(config: Config, store: Store, over: Overrides) -> Publisher:
     sync: SyncHandler | None = None
     sync_key = over.sync_key or config.data_path(agent.sync_key_file)
     if sync_key is not None:
-        sync = SyncHandler(store, topics, load_public_key(sync_key), config)
+        key_path = config.fleet_key_path
+        sync = SyncHandler(
+            store, topics, load_public_key(sync_key), config, fleet_key_id=lambda: read_fleet_key_id(key_path)
+        )
         inbound.append(sync)
     command_key = over.command_key or config.data_path(agent.command_key_file)
     if command_key is not None:

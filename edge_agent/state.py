@@ -97,6 +97,9 @@ class StateReporter:
             "software": {"agent": software_version(), "kiosk": versions.get("kiosk")},
             "model": versions.get("model"),
             "config": versions.get("config"),
+            # The fleet key the lane hashes document numbers with (as the kiosk process loaded it); null
+            # when it has none (then it stays out of service) or has not reported yet.
+            "fleet_key_id": (status or {}).get("fleet_key_id"),
             "datasets": self._dataset_versions(),
             "devices": dict((status or {}).get("devices") or {}),
             "last_transaction": last,

@@ -2,9 +2,16 @@
 
 A bundle decides who the gate lets through (watchlist, e-visas, visa exemptions, policy), so nothing in
 it is trusted before its Ed25519 signature checks out, and a bundle that fails any check leaves the
-previous version in force and raises an alert that reaches the hub through the outbox. Bundles are
-retained on the broker, so the current one arrives again on every connect: a bundle already applied is
-recognised by the hash of its bytes and ignored without parsing or alerting.
+previous version in force and raises an alert (and an audit event) that reaches the hub through the
+outbox. Bundles are retained on the broker, so the current one arrives again on every connect: a bundle
+already applied is recognised by the hash of its bytes *and* the dataset actually in force (its version
+and content digest in the reference-data tables, the settings file, the fleet key id), and only then
+ignored without parsing or alerting - anything that changed the data behind the agent's back (a
+simulation on this database, a restored backup) is undone by the next delivery.
+
+Hashed datasets (watchlist, e-visa) name the fleet key their records were hashed under and are refused
+unless this kiosk holds that key. Policy and settings bundles are held to the kiosk's own ``[safety]``
+floors (kiosk.safety_floors, config.floors).
 """
 
 from __future__ import annotations
@@ -15,21 +22,24 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
 
-from config import HUB_CONFIG_FILE, Config, with_hub_settings
+from config import HUB_CONFIG_FILE, Config, SafetyFloorError, SafetySection, with_hub_settings
 from contract.bundles import (
     BUNDLE_SCHEMA,
     CONFIG_DATASET,
     DATASETS,
     FIELDS,
+    FLEET_KEY_ID_LENGTH,
     FULL_ONLY,
+    HASHED_DATASETS,
     KINDS,
     MAX_BUNDLE_BYTES,
     records_sha256,
@@ -37,7 +47,8 @@ from contract.bundles import (
 from contract.signing import canonical, signature_valid
 from contract.topics import SEGMENT, Topics
 from edge_agent.publisher import Outgoing
-from kiosk.reference_data import Dataset
+from kiosk.reference_data import HUB_SOURCE, SOURCE_META, Dataset, PolicyRules
+from kiosk.safety_floors import policy_floor_violation
 from kiosk.store import ReferenceDataError, Request, Store, canonical_sha256
 from kiosk.store.dataset_validation import ChipTrustRow, EVisaRow, VisaExemptRow, WatchlistRow
 
@@ -55,12 +66,16 @@ REASONS = (
     "version_conflict",
     "base_mismatch",
     "invalid_records",
+    "fleet_key_missing",
+    "fleet_key_mismatch",
+    "safety_floor",
 )
 APPLIED_META = "sync_applied:{}"
 REJECTED_META = "sync_rejected:{}"
 # Same rule as kiosk.store.dataset_validation: a version string that can be stored is also safe to report.
 _VERSION = re.compile(r"^[\x21-\x7e]{1,100}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_KEY_ID = re.compile(rf"^[0-9a-f]{{{FLEET_KEY_ID_LENGTH}}}$")
 # The record fields the hub sends, per list dataset: what a delta's base and a re-sent version are read as.
 _ROW_COLUMNS: dict[Dataset, tuple[str, ...]] = {
     Dataset.EVISA: tuple(EVisaRow.model_fields),
@@ -71,10 +86,11 @@ _ROW_COLUMNS: dict[Dataset, tuple[str, ...]] = {
 
 
 class Rejected(Exception):
-    def __init__(self, reason: str, version: str | None = None) -> None:
+    def __init__(self, reason: str, version: str | None = None, setting: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.version = version
+        self.setting = setting  # the safety setting a bundle tried to go past
 
 
 @dataclass(frozen=True)
@@ -142,14 +158,23 @@ class SyncHandler:
     """Inbound handler for ``gerbang/v1/{site}/sync/+``: no MQTT reply, the outbox carries the alerts."""
 
     def __init__(
-        self, store: Store, topics: Topics, hub_key: Ed25519PublicKey, config: Config | None = None
+        self,
+        store: Store,
+        topics: Topics,
+        hub_key: Ed25519PublicKey,
+        config: Config | None = None,
+        *,
+        fleet_key_id: Callable[[], str | None],
     ) -> None:
         # ``config``: this kiosk's configuration, against which a settings bundle is validated; without
-        # it, settings bundles are refused as an unknown dataset.
+        # it, settings bundles are refused as an unknown dataset, and the default safety floors apply.
+        # ``fleet_key_id``: the id of the fleet key this kiosk holds now (None: none provisioned).
         self.config = config
+        self.floors = config.safety if config is not None else SafetySection()
         self.store = store
         self.topics = topics
         self.hub_key = hub_key
+        self.fleet_key_id = fleet_key_id
         self.stats = SyncStats()
 
     def subscriptions(self) -> list[str]:
@@ -170,12 +195,13 @@ class SyncHandler:
             return self._count(SyncOutcome("cleared", known))
         digest = hashlib.sha256(payload).hexdigest()
         if known is not None:
+            in_force = self._in_force(known)
             applied = self._meta(APPLIED_META.format(known))
-            if applied.get("payload_sha256") == digest:
+            if applied.get("payload_sha256") == digest and applied.get("in_force") == in_force:
                 # The retained bundle again (every reconnect, every sync_now): already verified and in force.
                 return self._count(SyncOutcome("unchanged", known, applied.get("version")))
             rejected = self._meta(REJECTED_META.format(known))
-            if rejected.get("payload_sha256") == digest:
+            if rejected.get("payload_sha256") == digest and rejected.get("in_force") == in_force:
                 # Same bytes, same store state, same verdict: one alert per bad bundle, not one per reconnect.
                 outcome = SyncOutcome("repeated", known, rejected.get("version"), rejected.get("reason"))
                 return self._count(outcome)
@@ -192,11 +218,25 @@ class SyncHandler:
         return outcome
 
     def _reject(self, dataset: str | None, exc: Rejected, digest: str) -> SyncOutcome:
-        log.warning("sync bundle refused: dataset=%s version=%s reason=%s", dataset, exc.version, exc.reason)
+        log.warning(
+            "sync bundle refused: dataset=%s version=%s reason=%s setting=%s",
+            dataset,
+            exc.version,
+            exc.reason,
+            exc.setting,
+        )
         alert = {"alert": "sync_rejected", "dataset": dataset, "version": exc.version, "reason": exc.reason}
         self.store.outbox.add("alert", alert)
+        refused = {"audit": "bundle_refused", **alert, "setting": exc.setting}
+        del refused["alert"]
+        self.store.outbox.add("audit", refused)
         if dataset in DATASETS:
-            record = {"payload_sha256": digest, "reason": exc.reason, "version": exc.version}
+            record = {
+                "payload_sha256": digest,
+                "reason": exc.reason,
+                "version": exc.version,
+                "in_force": self._in_force(dataset),
+            }
             self.store.meta.set(REJECTED_META.format(dataset), json.dumps(record, sort_keys=True))
         return self._count(SyncOutcome("rejected", dataset, exc.version, exc.reason))
 
@@ -207,6 +247,25 @@ class SyncHandler:
         except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
+
+    def _in_force(self, dataset: str) -> dict[str, Any]:
+        """What decides at the gate now for ``dataset``, as stored (not as the agent remembers it)."""
+        if dataset == CONFIG_DATASET:
+            return self._settings_in_force()
+        info = next((d for d in self.store.reference_data.datasets() if d.name == dataset), None)
+        state: dict[str, Any] = {} if info is None else {"version": info.version, "sha256": info.sha256}
+        if dataset in HASHED_DATASETS:
+            state["fleet_key_id"] = self.fleet_key_id()
+        return state
+
+    def _settings_in_force(self) -> dict[str, Any]:
+        if self.config is None:
+            return {}
+        try:
+            stored = json.loads((self.config.data_dir / HUB_CONFIG_FILE).read_text(encoding="utf-8"))
+            return {"version": str(stored["version"]), "records_sha256": records_sha256(stored["settings"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
 
     # ------------------------------------------------------------------ checks
     def _verify(self, topic: str, segment: str, payload: bytes) -> Bundle:
@@ -258,7 +317,22 @@ class SyncHandler:
             raise Rejected("malformed", version)
         if records_sha256(records) != expected:
             raise Rejected("checksum", version)
+        self._check_fleet_key(_name(dataset), body["fleet_key_id"], version)
         return Bundle(dataset, version, kind, base, issued_at, records)
+
+    def _check_fleet_key(self, dataset: str, named: object, version: str) -> None:
+        if dataset not in HASHED_DATASETS:
+            if named is not None:
+                raise Rejected("malformed", version)
+            return
+        if not isinstance(named, str) or not _KEY_ID.match(named):
+            raise Rejected("malformed", version)
+        held = self.fleet_key_id()
+        if held is None:
+            # Nothing to match with: applied now, a key provisioned later might not be the one it names.
+            raise Rejected("fleet_key_missing", version)
+        if named != held:
+            raise Rejected("fleet_key_mismatch", version)
 
     @staticmethod
     def _delta_shape(dataset: Dataset, base: object, records: object) -> bool:
@@ -283,7 +357,9 @@ class SyncHandler:
             # An older signed bundle replayed (or a stale retained one) must not undo a newer watchlist.
             raise Rejected("rollback", bundle.version)
         if bundle.dataset == CONFIG_DATASET:
-            return self._apply_settings(bundle, digest, applied)
+            return self._apply_settings(bundle, digest)
+        if bundle.dataset is Dataset.POLICY:
+            self._check_policy_floors(bundle)
         info = next((d for d in self.store.reference_data.datasets() if d.name == name), None)
         if info is not None and info.version == bundle.version:
             # In force already (e.g. the agent stopped between applying and recording the bundle).
@@ -319,17 +395,32 @@ class SyncHandler:
         log.info("applied %s bundle %s version %s (%d records)", bundle.kind, name, bundle.version, count)
         return SyncOutcome("applied", name, bundle.version, records=count)
 
-    def _apply_settings(self, bundle: Bundle, digest: str, applied: Mapping[str, Any]) -> SyncOutcome:
+    def _check_policy_floors(self, bundle: Bundle) -> None:
+        try:
+            rules = PolicyRules.model_validate(bundle.records)
+        except ValidationError:
+            return  # not a policy at all: the store's validation refuses it as invalid_records
+        violation = policy_floor_violation(rules, self.floors)
+        if violation is not None:
+            setting, detail = violation
+            log.warning("policy bundle %s refused: %s: %s", bundle.version, setting, detail)
+            raise Rejected("safety_floor", bundle.version, setting=setting)
+
+    def _apply_settings(self, bundle: Bundle, digest: str) -> SyncOutcome:
         """The hub's fleet settings: validated against this kiosk's config, written for its next start."""
         assert self.config is not None
         settings_sha256 = records_sha256(bundle.records)
-        if applied.get("version") == bundle.version:
-            if applied.get("records_sha256") != settings_sha256:
+        in_force = self._settings_in_force()
+        if in_force.get("version") == bundle.version:
+            if in_force.get("records_sha256") != settings_sha256:
                 raise Rejected("version_conflict", bundle.version)
-            self._remember(bundle, digest, records_sha256=settings_sha256)
+            self._remember(bundle, digest)
             return SyncOutcome("unchanged", CONFIG_DATASET, bundle.version, records=len(bundle.records))
         try:
             with_hub_settings(self.config, bundle.records, bundle.version)
+        except SafetyFloorError as exc:
+            log.warning("settings bundle %s refused: %s", bundle.version, exc)
+            raise Rejected("safety_floor", bundle.version, setting=exc.setting) from None
         except ValueError as exc:
             log.warning("settings bundle %s refused: %s", bundle.version, exc)
             raise Rejected("invalid_records", bundle.version) from None
@@ -337,7 +428,7 @@ class SyncHandler:
             self.config.data_dir / HUB_CONFIG_FILE,
             json.dumps({"version": bundle.version, "settings": bundle.records}, sort_keys=True, indent=1),
         )
-        self._remember(bundle, digest, records_sha256=settings_sha256)
+        self._remember(bundle, digest)
         self.store.outbox.add(
             "audit",
             {
@@ -353,16 +444,20 @@ class SyncHandler:
         log.info("applied settings bundle %s; the kiosk will restart to read it", bundle.version)
         return SyncOutcome("applied", CONFIG_DATASET, bundle.version, records=len(bundle.records))
 
-    def _remember(self, bundle: Bundle, digest: str, **extra: str) -> None:
+    def _remember(self, bundle: Bundle, digest: str) -> None:
         name = _name(bundle.dataset)
         record = {
             "payload_sha256": digest,
             "version": bundle.version,
             "issued_at": bundle.issued_at.isoformat(),
             "kind": bundle.kind,
-            **extra,
+            # What this bundle put in force: a later delivery of the same bytes is a no-op only while it
+            # still is.
+            "in_force": self._in_force(name),
         }
         self.store.meta.set(APPLIED_META.format(name), json.dumps(record, sort_keys=True))
+        # The hub's data is in force here now: no simulation may run on this database any more.
+        self.store.meta.set(SOURCE_META, HUB_SOURCE)
         # A bundle refused against the old state may be acceptable against the new one.
         self.store.meta.set(REJECTED_META.format(name), "{}")
 

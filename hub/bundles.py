@@ -31,7 +31,9 @@ from contract.bundles import (
     BUNDLE_SCHEMA,
     CONFIG_DATASET,
     FULL_ONLY,
+    HASHED_DATASETS,
     MAX_BUNDLE_BYTES,
+    fleet_key_id,
     normalised,
     records_sha256,
 )
@@ -40,6 +42,7 @@ from contract.topics import Topics
 from edge_agent.sync import SyncHandler
 from hub.signer import load_private_key
 from kiosk.chip.trust_dataset import records_from_files
+from kiosk.privacy import FleetKeyError, load_fleet_key
 from kiosk.reference_data import Dataset
 
 COMMANDS = ("sign-bundle", "publish-bundle")
@@ -55,12 +58,20 @@ def sign_bundle(
     kind: str = "full",
     base_version: str | None = None,
     issued_at: datetime | None = None,
+    fleet_key_id: str | None = None,
 ) -> dict[str, Any]:
     """A signed bundle for ``site``; ``records`` is the dataset (full) or ``make_delta`` output (delta).
 
     ``dataset`` ``config`` carries fleet settings ``{section: {key: value}}`` (config.HUB_SETTABLE).
+    ``fleet_key_id`` (contract.bundles.fleet_key_id) names the fleet key the records of a hashed dataset
+    (watchlist, evisa) were hashed under; kiosks holding another key refuse the bundle.
     """
     name = CONFIG_DATASET if dataset == CONFIG_DATASET else Dataset(dataset).value
+    if (name in HASHED_DATASETS) != (fleet_key_id is not None):
+        raise ValueError(
+            f"{name}: a fleet_key_id goes with the hashed datasets ({', '.join(sorted(HASHED_DATASETS))}) "
+            "and only with them"
+        )
     Topics(site, "hub")  # same segment rule as the topic the bundle will travel on
     if kind not in ("full", "delta"):
         raise ValueError(f"kind must be full or delta, not {kind!r}")
@@ -80,6 +91,7 @@ def sign_bundle(
         "issued_at": moment.astimezone(UTC).isoformat(),
         "site": site,
         "records": normalised(records) if kind == "full" else records,
+        "fleet_key_id": fleet_key_id,
     }
     body["records_sha256"] = records_sha256(body["records"])
     body["signature"] = signature(private_key, body)
@@ -191,10 +203,13 @@ def bench_apply(rows: int = 100_000, workdir: Path | None = None) -> dict[str, A
 
     with tempfile.TemporaryDirectory(dir=workdir) as scratch:
         key = Ed25519PrivateKey.generate()
+        key_id = fleet_key_id(b"bench fleet key")
         topics = Topics("bench-site", "bench-kiosk")
         records = synthetic_watchlist(rows)
         started = time.perf_counter()
-        full = encode(sign_bundle(key, Dataset.WATCHLIST, "v1", records, site=topics.site))
+        full = encode(
+            sign_bundle(key, Dataset.WATCHLIST, "v1", records, site=topics.site, fleet_key_id=key_id)
+        )
         sign_s = time.perf_counter() - started
         changed = max(1, rows // 100)
         newer = records[changed:] + synthetic_watchlist(changed, seed=1)
@@ -207,10 +222,11 @@ def bench_apply(rows: int = 100_000, workdir: Path | None = None) -> dict[str, A
                 site=topics.site,
                 kind="delta",
                 base_version="v1",
+                fleet_key_id=key_id,
             )
         )
         with Store.open(Path(scratch) / "bench.sqlite3") as store:
-            handler = SyncHandler(store, topics, key.public_key())
+            handler = SyncHandler(store, topics, key.public_key(), fleet_key_id=lambda: key_id)
             topic = topics.sync(Dataset.WATCHLIST.value)
             timings: dict[str, float] = {}
             for label, payload in (("full", full), ("redelivery", full), ("delta", delta)):
@@ -254,6 +270,11 @@ def add_parsers(sub: Any) -> None:
     sign.add_argument("--base-records", type=Path, help="JSON file: the dataset the kiosks have (delta)")
     sign.add_argument("--base-version", help="version of --base-records (delta)")
     sign.add_argument("--issued-at", help="ISO-8601 with time zone (default: now)")
+    fleet = sign.add_mutually_exclusive_group()
+    fleet.add_argument(
+        "--fleet-key", type=Path, help="watchlist/evisa: the fleet key file the records were hashed with"
+    )
+    fleet.add_argument("--fleet-key-id", help="watchlist/evisa: that key's id, when the key is elsewhere")
     pub = sub.add_parser("publish-bundle", help="publish a signed bundle retained at QoS 1")
     pub.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
     pub.add_argument("--bundle", type=Path, required=True, help="bundle JSON file ('-' = stdin)")
@@ -273,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
     except ConnectionError as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, FleetKeyError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
 
@@ -293,6 +314,9 @@ def _sign(args: argparse.Namespace) -> int:
         records = make_delta(json.loads(args.base_records.read_text(encoding="utf-8")), records)
         kind = "delta"
     issued_at = None if args.issued_at is None else datetime.fromisoformat(args.issued_at)
+    key_id = args.fleet_key_id
+    if args.fleet_key is not None:
+        key_id = fleet_key_id(load_fleet_key(args.fleet_key))
     bundle = sign_bundle(
         load_private_key(args.key),
         args.dataset,
@@ -302,6 +326,7 @@ def _sign(args: argparse.Namespace) -> int:
         kind=kind,
         base_version=args.base_version,
         issued_at=issued_at,
+        fleet_key_id=key_id,
     )
     payload = encode(bundle)
     # Checked against the contract here, where the operator can fix it (a watchlist record without its

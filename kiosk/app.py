@@ -33,7 +33,7 @@ from kiosk.flow.runner import LaneRunner
 from kiosk.ledger.device_key import load_device_key
 from kiosk.ledger.startup import check_at_start
 from kiosk.pinlock import DEMO_PIN, Lockout, PinLock
-from kiosk.privacy import IdentifierHasher, load_fleet_key
+from kiosk.privacy import FleetKeyError, IdentifierHasher, load_fleet_key
 from kiosk.pseudonyms import Pseudonymiser
 from kiosk.referrals import ReferralVault
 from kiosk.remote import HubDesk
@@ -42,6 +42,7 @@ from kiosk.simulation.enrolment import SimulatedEnrolment
 from kiosk.simulation.passports import PassportOffice
 from kiosk.simulation.population import FaceImages
 from kiosk.simulation.realtime import RealTimeLane
+from kiosk.simulation.seeding import refuse_production
 from kiosk.simulation.world import Breakable, SimulatedWorld
 from kiosk.store import Store
 from models.matching import FaceMatcher, ModelUnavailable
@@ -63,7 +64,7 @@ class Kiosk:
     config: Config
     store: Store
     engine: LaneEngine
-    hasher: IdentifierHasher
+    hasher: IdentifierHasher | None  # None: no usable fleet key, and the lane stays out of service
     clock: Clock
     lane: SimulatedLane  # the simulated world in front of the kiosk (travellers, portraits)
 
@@ -184,6 +185,17 @@ def build_face_matcher(config: Config) -> FaceMatcher | None:
         return None
 
 
+def fleet_hasher(config: Config, store: Store, *, create: bool) -> IdentifierHasher | None:
+    """The hasher under the fleet key, or ``None`` when there is no usable key: the engine then keeps
+    the lane out of service (``NO_FLEET_KEY``), and the problem is logged and audited here."""
+    try:
+        return IdentifierHasher(load_fleet_key(config.fleet_key_path, create=create))
+    except FleetKeyError as exc:
+        log.error("no usable fleet key, the lane stays out of service: %s", exc)
+        store.outbox.add("audit", {"audit": "fleet_key_missing", "detail": str(exc)})
+        return None
+
+
 def build_kiosk(
     config: Config,
     *,
@@ -191,11 +203,15 @@ def build_kiosk(
     lane: SimulatedLane | None = None,
     fingerprint_templates: Callable[[int], bytes] = fingerprint_template,
     simulated_travellers: bool = True,
+    simulation: bool | None = None,
 ) -> Kiosk:
-    """Build the lane from ``config``. Raises ConfigError, StoreError, FleetKeyError, DataKeyError,
-    DeviceKeyError or ExposedDataError (a database or key open to other users).
+    """Build the lane from ``config``. Raises ConfigError, StoreError, DataKeyError, DeviceKeyError or
+    ExposedDataError (a database or key open to other users).
 
-    The audit ledger is verified here; one that does not verify leaves the engine out of service.
+    Only a simulation - simulated travellers in front of simulated devices (``simulation``; by default
+    ``simulated_travellers`` and every device section simulated) - may create its own fleet key. Any
+    other kiosk without its provisioned key is built, but stays out of service and says why. The audit
+    ledger is verified here too; one that does not verify leaves the engine out of service.
 
     The devices may be in-process simulations or real drivers (on real hardware or on their
     wire-protocol simulators). With ``simulated_travellers`` the people at the gate are the simulated
@@ -218,14 +234,20 @@ def build_kiosk(
     matcher = build_face_matcher(config)
     # The data directory is the kiosk's own; an explicitly placed database must already have its home.
     private_dir(config.data_dir)
-    database = store_path or config.store_path
-    check_private(database_files(database))
-    store = Store.open(database)
+    path = store_path or config.store_path
+    check_private(database_files(path))
+    store = Store.open(path)
     try:
+        if simulated_travellers:
+            # Before anything is written: a simulated population's data must never replace the hub's.
+            refuse_production(store, path)
+        if simulation is None:
+            simulation = simulated_travellers and config.simulated
         # First: it makes the keys directory 0700 before any key is written into it.
         data_key = load_data_key(config.data_key_path)
-        key = load_fleet_key(config.fleet_key_path, create=simulated_travellers)
-        check_private((config.fleet_key_path.parent, config.fleet_key_path))
+        hasher = fleet_hasher(config, store, create=simulation)
+        if config.fleet_key_path.exists():
+            check_private((config.fleet_key_path,))
         if lane is None:
             lane = SimulatedLane(SimulatedClock(), config.simulation.device_delay_s)
         enrolment: EnrolmentProvider = NoEnrolment()
@@ -234,7 +256,6 @@ def build_kiosk(
             if lane.passport_of is None:
                 lane.passport_of = PassportOffice(faces).passport_of
         devices = build_devices(config, lane, faces)
-        hasher = IdentifierHasher(key)
         pseudonyms = Pseudonymiser(config.pseudonym_key_dir, config.privacy.pseudonym_epoch_s, lane.clock.now)
         vault = ReferralVault(store, Sealer(data_key)) if config.privacy.keep_referral_details else None
         engine = LaneEngine(
@@ -310,6 +331,7 @@ def served_lane(config: Config, *, db: Path | None = None, seed: int = 1) -> Ite
         kiosk.engine.start()
         world = None
         if config.simulated:
+            assert kiosk.hasher is not None  # an all-simulated kiosk makes its own key
             breakable = [d for d in kiosk.engine.devices.all() if isinstance(d, Breakable)]
             world = SimulatedWorld(lane, breakable, kiosk.store, kiosk.hasher, seed)
         # The simulated traveller walks off once the engine is done with them.

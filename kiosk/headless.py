@@ -19,6 +19,7 @@ from drivers.simulated.lane import SimulatedLane, fingerprint_template
 from kiosk.app import Kiosk, build_kiosk
 from kiosk.flow.engine import FlowEvent, TransactionOutcome
 from kiosk.flow.states import State
+from kiosk.privacy import FleetKeyError
 from kiosk.reference_data import PolicyRules
 from kiosk.simulation.population import (
     LANE_POLICY,
@@ -27,8 +28,8 @@ from kiosk.simulation.population import (
     population,
     reference_datasets,
 )
+from kiosk.simulation.seeding import seed_reference_data
 from kiosk.simulation.wire import WireRig
-from kiosk.store import canonical_sha256
 
 IDLE_TIMEOUT_S = 1.0
 DEVICE_CONNECT_TIMEOUT_S = 10.0
@@ -104,6 +105,8 @@ def simulated_kiosk(
         stage: Stage = lane
         templates = fingerprint_template
         policy = LANE_POLICY
+        # Decided before the wire rig puts devices on its ptys: its simulators are no real hardware.
+        simulation = config.simulated
         if wire:
             rig = WireRig(
                 lane, Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gerbang-wire-")))
@@ -115,17 +118,18 @@ def simulated_kiosk(
             # Ask for fingerprints too, so the sensor's protocol is part of every transaction (a lane
             # that asks for fingers takes chips when there are any: the chip has no readable finger).
             policy = PolicyRules(fingerprint_required="always", chip_required="if_present")
-        kiosk = build_kiosk(config, store_path=db, lane=lane, fingerprint_templates=templates)
+        kiosk = build_kiosk(
+            config, store_path=db, lane=lane, fingerprint_templates=templates, simulation=simulation
+        )
         stack.callback(kiosk.close)
+        if kiosk.hasher is None:
+            raise FleetKeyError(f"no usable fleet key at {config.fleet_key_path}")
         kiosk.engine.start()
         if wire:
             wait_until_connected(kiosk, DEVICE_CONNECT_TIMEOUT_S)
         today = kiosk.clock.now().date()
         travellers = population(seed, count, today)
-        datasets = reference_datasets(travellers, kiosk.hasher, today, policy)
-        for name, records in datasets.items():
-            # A version names its content: the same population on another day is another version.
-            kiosk.store.reference_data.apply(name, f"sim-{canonical_sha256(records)[:16]}", records)
+        seed_reference_data(kiosk.store, reference_datasets(travellers, kiosk.hasher, today, policy))
         yield kiosk, stage, travellers
 
 

@@ -17,6 +17,7 @@ import unicodedata
 from datetime import date
 from pathlib import Path
 
+from contract.bundles import fleet_key_id
 from kiosk.at_rest import private_dir
 
 FLEET_KEY_BYTES = 32
@@ -37,6 +38,8 @@ class IdentifierHasher:
         if len(key) < 16:
             raise FleetKeyError("the fleet key must be at least 16 bytes")
         self._key = key
+        # Named in the kiosk's state and checked against every hashed bundle; never the key itself.
+        self.key_id = fleet_key_id(key)
 
     def _mac(self, domain: str, *parts: str) -> str:
         message = "\x1f".join((domain, *parts)).encode()
@@ -70,3 +73,12 @@ def load_fleet_key(path: Path, *, create: bool = False) -> bytes:
     if len(key) < 16:
         raise FleetKeyError(f"fleet key file {path} holds {len(key)} bytes; at least 16 are required")
     return key
+
+
+def read_fleet_key_id(path: Path) -> str | None:
+    """The id of the fleet key at ``path``, or ``None`` when there is no usable key there (never creates
+    one). The agent asks this for every hashed bundle, so a key provisioned later counts at once."""
+    try:
+        return fleet_key_id(load_fleet_key(path))
+    except (FleetKeyError, OSError):
+        return None

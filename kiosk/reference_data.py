@@ -22,6 +22,11 @@ class Dataset(StrEnum):
     CHIP_TRUST = "chip_trust"  # CSCA certificates, master lists and CRLs: kiosk.chip.trust_dataset
 
 
+# Meta key naming who last filled the reference data: the edge agent writes HUB_SOURCE whenever a signed
+# hub bundle is in force, and a simulation then refuses the database (kiosk.simulation.seeding).
+SOURCE_META = "reference_data_source"
+HUB_SOURCE = "hub"
+
 # The policy schema versions this build understands; a dataset of another version is refused.
 SUPPORTED_POLICY_SCHEMAS = frozenset({1})
 

@@ -36,7 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from common.pinhash import PinHash, hash_pin
 from config import Config
 from contract import schema
-from contract.bundles import DATASETS
+from contract.bundles import DATASETS, HASHED_DATASETS
 from contract.commands import COMMAND_NAMES
 from contract.topics import Topics
 from drivers.door_controller import AlarmKind
@@ -54,6 +54,7 @@ from kiosk.documents.mrz import MrzFormat
 from kiosk.flow.states import State
 from kiosk.headless import run_population, simulated_kiosk
 from kiosk.pinlock import Lockout, PinLock
+from kiosk.privacy import read_fleet_key_id
 from kiosk.reasons import Reason
 from kiosk.reference_data import Dataset, PolicyRules
 from kiosk.simulation.population import reference_datasets
@@ -513,14 +514,26 @@ def test_signed_bundles_and_their_outcomes_validate(agent: dict[str, Any]) -> No
     data = _datasets(agent["config"])
     issued = datetime.now(UTC) - timedelta(minutes=5)
     bundles: list[tuple[str, bytes]] = []
+    key_id = read_fleet_key_id(agent["config"].fleet_key_path)  # the simulation made the kiosk's key
+    hashed = {d: key_id if d in HASHED_DATASETS else None for d in data}
     for dataset, records in data.items():
-        body = sign_bundle(key, dataset, "v1", records, site=topics.site, issued_at=issued)
+        body = sign_bundle(
+            key, dataset, "v1", records, site=topics.site, issued_at=issued, fleet_key_id=hashed[dataset]
+        )
         bundles.append((topics.sync(dataset.value), encode(body)))
     for dataset in (Dataset.EVISA, Dataset.VISA_EXEMPT, Dataset.WATCHLIST):
         newer = data[dataset][1:]
         delta = make_delta(data[dataset], newer)
         body = sign_bundle(
-            key, dataset, "v2", delta, site=topics.site, kind="delta", base_version="v1", issued_at=issued
+            key,
+            dataset,
+            "v2",
+            delta,
+            site=topics.site,
+            kind="delta",
+            base_version="v1",
+            issued_at=issued,
+            fleet_key_id=hashed[dataset],
         )
         bundles.append((topics.sync(dataset.value), encode(body)))
     assert_valid(bundles)
@@ -730,7 +743,8 @@ def test_everything_on_a_real_broker_validates(tmp_path: Path) -> None:
             key, Dataset.POLICY, "p1", PolicyRules().model_dump(mode="json"), site=topics.site
         )
         hub.publish(topics.sync("policy"), encode(policy), retain=True)
-        watchlist = sign_bundle(key, Dataset.WATCHLIST, "w1", [], site=topics.site)
+        key_id = read_fleet_key_id(config.fleet_key_path)
+        watchlist = sign_bundle(key, Dataset.WATCHLIST, "w1", [], site=topics.site, fleet_key_id=key_id)
         hub.publish(topics.sync("watchlist"), encode({**watchlist, "records_sha256": "0" * 64}), retain=True)
         ids = {c["command_id"] for c in [*commands, forged]}
         wait_for(lambda: ids <= {r["command_id"] for r in hub.of("command-result")}, 30, "every cmd_result")

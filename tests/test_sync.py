@@ -27,14 +27,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 from common.backoff import Backoff
 from config import load_config
 from contract import schema
-from contract.bundles import MAX_BUNDLE_BYTES, records_sha256
+from contract.bundles import HASHED_DATASETS, MAX_BUNDLE_BYTES, fleet_key_id, records_sha256
 from contract.signing import canonical, load_public_key
 from contract.topics import Topics
 from edge_agent.agent import Overrides, build_publisher
 from edge_agent.publisher import Publisher, PublisherOptions, event_message
 from edge_agent.sync import SyncHandler
+from hub import bundles
 from hub.__main__ import main as hub_main
-from hub.bundles import bench_apply, encode, make_delta, publish_bundle, sign_bundle, synthetic_watchlist
+from hub.bundles import bench_apply, encode, make_delta, publish_bundle, synthetic_watchlist
 from hub.signer import SYNC_PRIVATE_NAME, SYNC_PUBLIC_NAME, keygen, load_private_key, sign_command
 from kiosk.chip.testpki import make_csca
 from kiosk.chip.trust import TrustStore
@@ -49,7 +50,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SITE = "soetta-t3"
 KEY_ROLE = "sync"  # the conftest `keys` fixture makes a bundle-signing pair
 TOPICS = Topics(SITE, "gate-07")
-HASHER = IdentifierHasher(b"s" * 32)
+FLEET_KEY = b"s" * 32
+HASHER = IdentifierHasher(FLEET_KEY)
+KEY_ID = fleet_key_id(FLEET_KEY)
 
 
 def doc(number: str) -> str:
@@ -86,6 +89,22 @@ CHIP_TRUST = [record(TrustStore().add_der(_CSCA), _CSCA)]
 # ---------------------------------------------------------------------- fixtures and helpers
 
 
+def provision(path: Path) -> Path:
+    """This module's fleet key at ``path``, as a technician provisions a kiosk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(FLEET_KEY.hex(), encoding="utf-8")
+    return path
+
+
+def sign_bundle(
+    private: Ed25519PrivateKey, dataset: Dataset | str, *args: Any, **kwargs: Any
+) -> dict[str, Any]:
+    """hub.bundles.sign_bundle naming this module's fleet key for the hashed datasets, as the hub does."""
+    if str(dataset) in HASHED_DATASETS:
+        kwargs.setdefault("fleet_key_id", KEY_ID)
+    return bundles.sign_bundle(private, dataset, *args, **kwargs)
+
+
 @dataclass
 class Agent:
     publisher: Publisher
@@ -102,7 +121,7 @@ class Agent:
 @contextlib.contextmanager
 def running_agent(db: Path, broker: MosquittoBroker, public_key: Path) -> Iterator[Agent]:
     store = Store.open(db)
-    handler = SyncHandler(store, TOPICS, load_public_key(public_key))
+    handler = SyncHandler(store, TOPICS, load_public_key(public_key), fleet_key_id=lambda: KEY_ID)
     options = PublisherOptions(host="127.0.0.1", port=broker.port, backoff=Backoff(0.3, 1.0))
     publisher = Publisher(store, TOPICS, options, [handler])
     thread = threading.Thread(target=publisher.run, daemon=True)
@@ -494,6 +513,7 @@ def test_state_reports_a_new_version_quickly_and_sync_now_reapplies_nothing(
         encoding="utf-8",
     )
     config = load_config(config_file)
+    provision(config.fleet_key_path)
     store = Store.open(tmp_path / "kiosk.sqlite3")
     publisher = build_publisher(config, store, Overrides())
     handler = next(h for h in publisher.inbound if isinstance(h, SyncHandler))
@@ -559,7 +579,7 @@ def test_a_reader_sees_the_old_or_the_new_dataset_never_a_mix(tmp_path: Path) ->
     db = tmp_path / "kiosk.sqlite3"
     topic = TOPICS.sync("watchlist")
     with Store.open(db) as store:
-        handler = SyncHandler(store, TOPICS, private.public_key())
+        handler = SyncHandler(store, TOPICS, private.public_key(), fleet_key_id=lambda: KEY_ID)
         first = encode(sign_bundle(private, "watchlist", "w1", old, site=SITE, issued_at=ago(1)))
         assert handler.process(topic, first).status == "applied"
         second = encode(sign_bundle(private, "watchlist", "w2", new, site=SITE))
@@ -643,7 +663,10 @@ def test_cli_keygen_sign_publish_to_an_agent_process(
     v1, v2 = tmp_path / "v1.json", tmp_path / "v2.json"
     v1.write_text(json.dumps(EVISA_V1), encoding="utf-8")
     v2.write_text(json.dumps(EVISA_V2), encoding="utf-8")
+    # The agent process runs with the default configuration in tmp_path: its fleet key is var/keys/fleet.key.
+    fleet_key = provision(tmp_path / "var" / "keys" / "fleet.key")
     common = ["--key", str(keydir / SYNC_PRIVATE_NAME), "--site", SITE, "--dataset", "evisa"]
+    common += ["--fleet-key", str(fleet_key)]
     assert hub_main(["sign-bundle", *common, "--version", "v1", "--records", str(v1)]) == 0
     full = tmp_path / "full.json"
     full.write_text(capsys.readouterr().out, encoding="utf-8")
@@ -652,6 +675,7 @@ def test_cli_keygen_sign_publish_to_an_agent_process(
     delta = tmp_path / "delta.json"
     delta.write_text(capsys.readouterr().out, encoding="utf-8")
     assert json.loads(delta.read_text())["kind"] == "delta"
+    assert json.loads(delta.read_text())["fleet_key_id"] == KEY_ID
 
     db = tmp_path / "kiosk.sqlite3"
     Store.open(db).close()
@@ -661,7 +685,7 @@ def test_cli_keygen_sign_publish_to_an_agent_process(
             *("--site", SITE, "--kiosk", TOPICS.kiosk, "--sync-key", str(keydir / SYNC_PUBLIC_NAME)),
             *("--backoff-initial", "0.3", "--backoff-max", "1"),
         ],
-        cwd=ROOT,
+        cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:

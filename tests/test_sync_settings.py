@@ -109,7 +109,7 @@ def test_unsafe_or_invalid_settings_are_refused_and_nothing_changes(
     config = load_config(kiosk_file(tmp_path, public_path))
     topics = Topics(config.kiosk.site, config.kiosk.id)
     with Store.open(config.store_path) as store:
-        handler = SyncHandler(store, topics, load_public_key(public_path), config)
+        handler = SyncHandler(store, topics, load_public_key(public_path), config, fleet_key_id=lambda: None)
         bundle = sign_bundle(private, "config", "bad-1", {"flow": {"face_timeout_s": 9}}, site=topics.site)
         # Re-signed with the content under test: the signature is right, the content is not.
         bundle = {k: v for k, v in bundle.items() if k not in ("signature", "records_sha256")}
@@ -140,7 +140,7 @@ def test_an_agent_without_the_kiosk_config_does_not_take_settings(
     private, public_path = keys
     topics = Topics("soetta-t3", "gate-07")
     with Store.open(tmp_path / "k.sqlite3") as store:
-        handler = SyncHandler(store, topics, load_public_key(public_path))
+        handler = SyncHandler(store, topics, load_public_key(public_path), fleet_key_id=lambda: None)
         bundle = encode(sign_bundle(private, "config", "c1", SETTINGS, site=topics.site))
         assert handler.process(topics.sync("config"), bundle).reason == "unknown_dataset"
 

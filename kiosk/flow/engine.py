@@ -73,6 +73,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 POLL_S = 0.25  # longest a wait goes without looking at cancel requests
 MAX_DOCUMENT_ATTEMPTS = 3
+# A kiosk with real devices never makes up its own key: its hashes would match none of the hub's.
+NO_FLEET_KEY = (
+    "fleet key not provisioned (python -m provisioning fleet-key): watchlist and e-visa lookups would "
+    "match nothing"
+)
 
 
 @dataclass(frozen=True)
@@ -196,7 +201,7 @@ class LaneEngine:
         matcher: FaceMatcher | None,
         enrolment: EnrolmentProvider,
         store: Store,
-        hasher: IdentifierHasher,
+        hasher: IdentifierHasher | None,
         pseudonyms: Pseudonymiser,
         clock: Clock,
         flow: FlowSection,
@@ -336,6 +341,8 @@ class LaneEngine:
                 return f"{device.name}: {health.reason or health.state}"
         if self.matcher is None:
             return "face model unavailable"
+        if self.hasher is None:
+            return NO_FLEET_KEY
         if self._store_fault is not None:
             try:
                 self.store.meta.set("last_service_check", self.clock.now().isoformat())
@@ -414,6 +421,7 @@ class LaneEngine:
                 "reason": self.out_of_service_reason,
                 "devices": devices,
                 "versions": self.versions,
+                "fleet_key_id": None if self.hasher is None else self.hasher.key_id,
                 "training": self.training,
             }
         )
@@ -502,6 +510,8 @@ class LaneEngine:
         rules = self.store.reference_data.policy_rules()
         if rules is None:
             raise _OutOfService(Reason.NO_POLICY, "no entitlement policy loaded")
+        if self.hasher is None:  # check_service keeps such a lane closed; a lookup must never run keyless
+            raise _OutOfService(Reason.DEVICE_FAILURE, NO_FLEET_KEY)
         assessment = assess_document(
             mrz, self.clock.now().date(), rules, self.store.reference_data, self.hasher
         )

@@ -15,7 +15,8 @@ from typing import Protocol, runtime_checkable
 from drivers.simulated.lane import SimulatedLane
 from kiosk.privacy import IdentifierHasher
 from kiosk.simulation.population import ARCHETYPE_NAMES, SimulatedTraveller, reference_datasets, traveller_of
-from kiosk.store import Store, canonical_sha256
+from kiosk.simulation.seeding import seed_reference_data
+from kiosk.store import Store
 
 PER_ARCHETYPE = 4  # distinct people per archetype, so repeated injections are not one person
 
@@ -51,10 +52,7 @@ class SimulatedWorld:
             name: itertools.cycle(people) for name, people in self.pool.items()
         }
         everyone = [t for people in self.pool.values() for t in people]
-        datasets = reference_datasets(everyone, hasher, today)
-        for name, records in datasets.items():
-            # A version names its content, as in the headless run.
-            store.reference_data.apply(name, f"sim-{canonical_sha256(records)[:16]}", records)
+        seed_reference_data(store, reference_datasets(everyone, hasher, today))
 
     def arrive(self, archetype: str) -> SimulatedTraveller:
         """The next traveller of ``archetype`` steps up to the gate. May block briefly: not on the UI
