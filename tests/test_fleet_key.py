@@ -34,7 +34,9 @@ from tests.test_message_schemas import assert_valid, outbox_messages
 from tests.test_sync import outbox
 
 KEY_ROLE = "sync"  # the conftest `keys` fixture makes a bundle-signing pair
-WATCHLIST = [{"subject_hash": "ab" * 32, "match_on": "person", "category": "watchlist"}]
+WATCHLIST = [
+    {"record_id": "case-1", "subject_hash": "ab" * 32, "match_on": "person", "category": "watchlist"}
+]
 
 
 def _payloads(store: Store, kind: str) -> list[dict]:

@@ -150,6 +150,7 @@ def test_hub_refuses_to_sign_a_watchlist_without_record_ids(tmp_path, capsys):
     row = {"subject_hash": "ab" * 32, "match_on": "document", "category": "watchlist"}
     common = ["sign-bundle", "--key", str(tmp_path / "hub_sync_key.pem"), "--site", "lampung-barat"]
     common += ["--dataset", "watchlist", "--version", "w1", "--records", str(records)]
+    common += ["--fleet-key-id", "0123456789abcdef"]
     records.write_text(json.dumps([row]))
     capsys.readouterr()
     assert hub_main(common) == 2

@@ -21,7 +21,7 @@ from tests.test_edge_agent import wait_for
 from tests.test_sync import KEY_ID, SITE, TOPICS, WATCHLIST, outbox, running_agent, sign_bundle
 
 KEY_ROLE = "sync"  # the conftest `keys` fixture makes a bundle-signing pair
-COLUMNS = ("subject_hash", "match_on", "category")
+COLUMNS = ("record_id", "subject_hash", "match_on", "category")
 
 
 def _watchlist(store: Store) -> tuple[str | None, list[dict]]:
@@ -76,7 +76,9 @@ def test_the_agent_restores_the_hubs_dataset_when_what_is_in_force_changed(
         wait_for(lambda: agent.handler.stats.applied == 1, 20, "retained bundle applied")
         in_force = _watchlist(agent.store)
     # Behind the agent's back (a simulation before this was refused, a restored backup, a hand edit):
-    fake = [{"subject_hash": "cd" * 32, "match_on": "document", "category": "watchlist"}]
+    fake = [
+        {"record_id": "sim-1", "subject_hash": "cd" * 32, "match_on": "document", "category": "watchlist"}
+    ]
     with Store.open(db) as store:
         store.reference_data.apply(Dataset.WATCHLIST, "sim-0123456789abcdef", fake)
     with running_agent(db, broker, public) as agent:
